@@ -1,0 +1,78 @@
+"""`python -m exporter.simulator` / `isolarcloud-simulator`: serve a simulated gateway until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .simulator import Simulator
+
+DEMO_REDIRECT_URI = "http://localhost/callback"
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="isolarcloud-simulator", description=__doc__)
+    p.add_argument("--listen-address", type=_listen, default=("127.0.0.1", 8080), metavar="HOST:PORT")
+    p.add_argument("--plants", type=int, default=25)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--total-key", choices=("rowCount", "row_count", "none"), default="rowCount")
+    p.add_argument("--max-page-size", type=int, default=None)
+    p.add_argument("--expired-token-style", choices=("envelope", "oauth_error"), default="envelope")
+    p.add_argument("--appkey", default="DEMOAPPKEY00000000000000000000001")
+    p.add_argument("--secret-key", default="demo-secret-key")
+    p.add_argument("--user", default="demo@example.com")
+    p.add_argument("--password", default="demo-password")
+    p.add_argument("--tokens-file", default=None,
+                   help="write freshly issued OAuth tokens (JSON) here, for a demo exporter to pick up")
+    p.add_argument("--log-requests", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    host, port = args.listen_address
+    sim = Simulator(
+        plants=args.plants, seed=args.seed, host=host, port=port, appkey=args.appkey,
+        secret_key=args.secret_key, users={args.user: args.password},
+        total_key=None if args.total_key == "none" else args.total_key, max_page_size=args.max_page_size,
+        expired_token_style=args.expired_token_style, log_requests=args.log_requests,
+    )
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    sim.start()
+    tokens = sim.issue_tokens()
+    if args.tokens_file:
+        with open(args.tokens_file, "w", encoding="utf-8") as fh:
+            json.dump(tokens, fh)
+    print(f"iSolarCloud simulator listening on {sim.url} ({args.plants} plants, seed {args.seed})")
+    print(f"  appkey:        {args.appkey}")
+    print(f"  secret key:    {args.secret_key}  (header x-access-key)")
+    print(f"  legacy login:  {args.user} / {args.password}")
+    print(f"  access token:  {tokens['access_token']}")
+    print(f"  refresh token: {tokens['refresh_token']}")
+    print(f"  authorize:     {sim.url}/authorized-app?redirectUrl={DEMO_REDIRECT_URI}")
+    sys.stdout.flush()
+    while not done.wait(1.0):
+        pass
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

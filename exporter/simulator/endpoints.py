@@ -1,0 +1,242 @@
+"""Business logic of the simulated endpoints. Each handler gets a request that already passed the gateway
+checks (keys, appkey, route, quota, token) and returns a Reply."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import units
+from .envelope import TOKEN_MESSAGES, Reply, Request, envelope, error
+from .faults import Fault
+from .fleet import LEGACY_FIELDS, Plant
+from .realtime import POINTS, lenient_int, point_values, summary
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
+
+MAX_POINTS = 100
+CO2_KG_PER_KWH = 0.997
+
+
+def _ok(sim: Simulator, data: Any) -> Reply:
+    return Reply(envelope(sim.clock(), "1", data))
+
+
+def _int_set(value: Any) -> frozenset[int] | None:
+    """Comma list ("1,3"), list, or single number -> set; raises ValueError on junk."""
+    if value is None or value == "":
+        return None
+    items = value if isinstance(value, list) else str(value).split(",")
+    out = set()
+    for item in items:
+        if str(item).strip() == "":
+            continue
+        n = lenient_int(item)
+        if n is None:
+            raise ValueError(item)
+        out.add(n)
+    return frozenset(out) if out else None
+
+
+def _paging(sim: Simulator, body: dict[str, Any], page_key: str) -> tuple[int, int] | Reply:
+    now = sim.clock()
+    for key in (page_key, "size"):
+        if body.get(key) in (None, ""):
+            return error(now, "009", f"er_missing_parameter:{key}")
+    page, size = lenient_int(body[page_key]), lenient_int(body["size"])
+    if page is None or page < 1:
+        return error(now, "010", f"er_parameter_value_invalid:{page_key}")
+    if size is None or size < 1:
+        return error(now, "010", "er_parameter_value_invalid:size")
+    if sim.max_page_size is not None:
+        size = min(size, sim.max_page_size)  # silently, like a server-side LIMIT cap
+    return page, size
+
+
+def _page(sim: Simulator, req: Request, fault: Fault | None, page_key: str,
+          legacy: bool) -> tuple[list[Plant], int] | Reply:
+    body = req.body or {}
+    paging = _paging(sim, body, page_key)
+    if isinstance(paging, Reply):
+        return paging
+    page, size = paging
+    try:
+        ps_types = _int_set(body.get("ps_type"))
+        valid = _int_set(body.get("valid_flag")) or frozenset({1})  # documented default: only "1"
+        share = _int_set(body.get("share_type")) if legacy else None
+    except ValueError:
+        return error(sim.clock(), "010", "er_parameter_value_invalid")
+    name = body.get("ps_name") or ""
+    plants = sim.fleet.query(ps_types, str(name), valid, share)
+    kind = fault.kind if fault else None
+    if kind == "repeat_page" and page > 1:
+        page -= 1
+    items = plants[(page - 1) * size: page * size]
+    if kind == "skip_plants" and items:
+        kept = [p for i, p in enumerate(items) if i % 3 != 1]
+        items = kept if len(kept) < len(items) else items[1:]
+    return items, len(plants)
+
+
+def query_power_station_list(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+    got = _page(sim, req, fault, "page", legacy=False)
+    if isinstance(got, Reply):
+        return got
+    items, total = got
+    now = sim.clock()
+    data: dict[str, Any] = {"pageList": [p.wire(now) for p in items]}
+    if sim.total_key is not None:
+        data[sim.total_key] = total
+    return _ok(sim, data)
+
+
+def _iso(t: float, offset_h: float) -> str:
+    sign = "+" if offset_h >= 0 else "-"
+    hh, mm = int(abs(offset_h)), round((abs(offset_h) % 1) * 60)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + offset_h * 3600)) + f"{sign}{hh:02d}:{mm:02d}"
+
+
+def _legacy_record(sim: Simulator, p: Plant, now: float, lang: str | None) -> dict[str, Any]:
+    rec = p.wire(now)
+    for key in LEGACY_FIELDS:
+        rec[key] = p.fields[key]
+    s = summary(p, now, sim.data_interval)
+    kwh_today, kwh_total = s.today_wh / 1000.0, s.total_wh / 1000.0
+    day_of_month = int(time.strftime("%d", time.gmtime(now + p.utc_offset_h * 3600)))
+    day_of_year = int(time.strftime("%j", time.gmtime(now + p.utc_offset_h * 3600)))
+    avg_day = kwh_total / max(1.0, p.days_running)
+    price = p.price_per_kwh
+    values = {
+        "curr_power": units.scaled(s.power_w, units.POWER),
+        "today_energy": units.scaled(s.today_wh, units.ENERGY, lang),
+        "total_energy": units.scaled(s.total_wh, units.ENERGY, lang),
+        "total_capcity": units.scaled(p.capacity_w, units.CAPACITY),
+        "equivalent_hour": units.plain(round(s.today_wh / (p.capacity_w or 1.0), 2), "h"),
+        "co2_reduce": units.scaled(kwh_today * CO2_KG_PER_KWH, units.MASS),
+        "co2_reduce_total": units.scaled(kwh_total * CO2_KG_PER_KWH, units.MASS),
+        "today_income": units.plain(round(kwh_today * price, 2), p.currency),
+        "month_income": units.plain(round((kwh_today + avg_day * (day_of_month - 1)) * price, 2), p.currency),
+        "year_income": units.plain(round((kwh_today + avg_day * (day_of_year - 1)) * price, 2), p.currency),
+        "total_income": units.plain(round(kwh_total * price, 2), p.currency),
+    }
+    stamp = _iso(now - p.update_lag_s, p.utc_offset_h)
+    for key, value in values.items():
+        rec[key] = value
+        rec[f"{key}_update_time"] = stamp
+    return rec
+
+
+def get_power_station_list(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+    got = _page(sim, req, fault, "curPage", legacy=True)
+    if isinstance(got, Reply):
+        return got
+    items, total = got
+    now = sim.clock()
+    lang = (req.body or {}).get("lang")
+    # The legacy table and its example both say rowCount, so total_key does not apply here.
+    return _ok(sim, {"pageList": [_legacy_record(sim, p, now, lang) for p in items], "rowCount": total})
+
+
+def _str_list(value: Any) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return None
+        else:
+            value = text.split(",")
+    if not isinstance(value, list):
+        value = [value]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def realtime(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+    body = req.body or {}
+    now = sim.clock()
+    ps_ids = _str_list(body.get("ps_id_list"))
+    point_ids = _str_list(body.get("point_id_list"))
+    if not ps_ids:
+        return error(now, "009", "er_missing_parameter:ps_id_list")
+    if not point_ids:
+        return error(now, "009", "er_missing_parameter:point_id_list")
+    if len(point_ids) > MAX_POINTS:
+        return error(now, "010", "er_parameter_value_invalid:point_id_list")
+    if sim.max_realtime_plants is not None and len(ps_ids) > sim.max_realtime_plants:
+        return error(now, "010", "er_parameter_value_invalid:ps_id_list")
+    known: list[int] = []
+    for raw in point_ids:
+        n = lenient_int(raw)
+        if n in POINTS and n not in known:
+            known.append(n)
+    entries, fails, seen = [], [], set()
+    for raw in ps_ids:
+        if raw in seen:
+            continue
+        seen.add(raw)
+        n = lenient_int(raw)
+        plant = sim.fleet.by_id.get(n) if n is not None else None
+        if plant is None:
+            fails.append(raw)
+            continue
+        entry: dict[str, Any] = {"ps_id": str(plant.ps_id), "ps_name": plant.fields["ps_name"],
+                                 "ps_key": f"{plant.ps_id}_11_0_0", "uuid": plant.uuid}
+        for pid, value in point_values(plant, now, known, sim.data_interval).items():
+            entry[f"p{pid}"] = value
+        entries.append(entry)
+    data: dict[str, Any] = {"device_point_list": entries, "fail_ps_id_list": fails}
+    if str(body.get("is_get_point_dict", "0")) == "1":
+        data["point_dict"] = [{"point_id": pid, "point_name": POINTS[pid][0], "point_unit": POINTS[pid][1]}
+                              for pid in known]
+    return _ok(sim, data)
+
+
+def token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+    body = req.body or {}
+    now = sim.clock()
+    for key in ("grant_type", "code", "redirect_uri"):
+        if not body.get(key):
+            return error(now, "009", f"er_missing_parameter:{key}")
+    if body["grant_type"] != "authorization_code":
+        return error(now, "6", TOKEN_MESSAGES["6"])
+    code = sim.auth.exchange(str(body["code"]), str(body["redirect_uri"]))
+    if code != "1":
+        return error(now, code, TOKEN_MESSAGES[code])
+    data = sim.auth.issue()
+    data["auth_ps_list"] = [str(p.ps_id) for p in sim.fleet.plants]
+    data["auth_user"] = sim.auth.auth_user
+    return _ok(sim, data)
+
+
+def refresh_token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+    rt = (req.body or {}).get("refresh_token")
+    data = sim.auth.refresh(str(rt)) if rt else {"code": "4"}
+    # The refresh field table reports failures in result_data.code, so the envelope itself says success.
+    return _ok(sim, data)
+
+
+def login(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+    body = req.body or {}
+    now = sim.clock()
+    for key in ("user_account", "user_password"):
+        if not body.get(key):
+            return error(now, "009", f"er_missing_parameter:{key}")
+    if not sim.auth.login_allowed():
+        return error(now, "E916")
+    # A failed login still carries result_code "1": only login_state and the token tell.
+    return _ok(sim, sim.auth.login(str(body["user_account"]), str(body["user_password"])))
+
+
+def open_api_call_info(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+    hour, today = sim.quota.usage()
+    limit = sim.quota.hourly or 0
+    return _ok(sim, {
+        "curr_hour_accessed_times": str(hour), "today_accessed_times": str(today),
+        "per_day_access_times_config": str(limit * 24), "per_hour_access_times_config": [],
+        "per_hour_residue_times": [],
+    })

@@ -1,0 +1,300 @@
+"""The Simulator: gateway checks, routing, fault application, call log, and the test-facing control API."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import endpoints
+from .auth import Auth
+from .envelope import Reply, Request, envelope, error, serial
+from .faults import REPLACING, Fault, FaultQueue
+from .fleet import Fleet, Plant
+from .quota import Quota
+from .server import SimHTTPServer, html_error
+
+LOGIN, LEGACY, TOKEN, PLATFORM = "login", "legacy", "token", "platform"
+Endpoint = Callable[["Simulator", Request, "Fault | None"], Reply]
+ROUTES: dict[str, tuple[str, Endpoint]] = {
+    "/openapi/login": (LOGIN, endpoints.login),
+    "/openapi/getPowerStationList": (LEGACY, endpoints.get_power_station_list),
+    "/openapi/getOpenApiCallInfo": (LEGACY, endpoints.open_api_call_info),
+    "/openapi/apiManage/token": (TOKEN, endpoints.token),
+    "/openapi/apiManage/refreshToken": (TOKEN, endpoints.refresh_token),
+    "/openapi/platform/queryPowerStationList": (PLATFORM, endpoints.query_power_station_list),
+    "/openapi/platform/getPowerStationRealTimeData": (PLATFORM, endpoints.realtime),
+}
+_BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
+TOTAL_KEYS = ("rowCount", "row_count", None)
+
+
+@dataclass
+class Call:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    time: float
+    result_code: str | None
+    response: Any
+    status: int
+    fault: str | None
+
+
+class Simulator:
+    """Simulated iSolarCloud OpenAPI gateway. See docs/simulator.md."""
+
+    def __init__(
+        self,
+        plants: int = 25,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        appkey: str = "DEMOAPPKEY00000000000000000000001",
+        secret_key: str = "demo-secret-key",
+        users: dict[str, str] | None = None,
+        total_key: str | None = "rowCount",
+        max_page_size: int | None = None,
+        max_realtime_plants: int | None = None,
+        expired_token_style: str = "envelope",
+        oauth_error_status: int = 401,
+        access_token_ttl: float = 172799,
+        refresh_token_ttl: float = 30 * 86400,
+        login_token_ttl: float = 86400,
+        login_rate_limit: tuple[int, float] | None = (10, 60.0),
+        revoke_access_on_refresh: bool = True,
+        hourly_quota: int | None = None,
+        monthly_quota: int | None = None,
+        min_call_interval: float | None = None,
+        data_interval: float = 300.0,
+        huge_size: int = 64 * 1024 * 1024,
+        log_requests: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if total_key not in TOTAL_KEYS:
+            raise ValueError(f"total_key must be one of {TOTAL_KEYS}")
+        if expired_token_style not in ("envelope", "oauth_error"):
+            raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
+        self.host, self.port = host, port
+        self.appkey, self.secret_key = appkey, secret_key
+        self.total_key = total_key
+        self.max_page_size = max_page_size
+        self.max_realtime_plants = max_realtime_plants
+        self.expired_token_style = expired_token_style
+        self.oauth_error_status = oauth_error_status
+        self.data_interval = data_interval
+        self.huge_size = huge_size
+        self.log_requests = log_requests
+        self.clock = clock
+        self.fleet = Fleet(seed, plants, clock())
+        self.users = dict(users) if users is not None else {"demo@example.com": "demo-password"}
+        self.auth = Auth(clock, self.users, access_token_ttl, refresh_token_ttl, login_token_ttl,
+                         login_rate_limit, revoke_access_on_refresh)
+        self.quota = Quota(clock, hourly_quota, monthly_quota, min_call_interval)
+        self.faults = FaultQueue()
+        self.stopping = threading.Event()
+        self._calls: list[Call] = []
+        self._calls_lock = threading.Lock()
+        self._server: SimHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> Simulator:
+        if self._server is not None:
+            return self
+        self.stopping.clear()
+        self._server = SimHTTPServer((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="isolarcloud-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self.stopping.set()  # releases hung / slow / huge handlers
+        server.shutdown()
+        server.cut_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # Request pipeline ----------------------------------------------------------------------------
+    def handle(self, req: Request) -> Reply:
+        fault = self.faults.take(req.path, req.body)
+        if fault is not None and fault.kind in REPLACING:
+            reply = self._fault_reply(fault)
+        else:
+            if fault is not None and fault.kind == "hook" and fault.hook is not None:
+                fault.hook(self)
+            reply = self._process(req, fault)
+            if fault is not None:
+                reply = _alter(reply, fault)
+        self._record(req, reply, fault)
+        return reply
+
+    def oversized(self, path: str, headers: dict[str, str]) -> Reply:
+        reply = error(self.clock(), "E995")
+        self._record(Request(path, headers, None, self.clock()), reply, None)
+        return reply
+
+    def _process(self, req: Request, fault: Fault | None) -> Reply:
+        now = self.clock()
+        key = req.header("x-access-key")
+        if not key:
+            return error(now, "E911")
+        if key != self.secret_key:
+            return error(now, "E912")
+        body = req.body or {}
+        appkey = body.get("appkey")
+        if not appkey:
+            return error(now, "001")
+        if appkey != self.appkey:
+            return error(now, "E00000")
+        route = ROUTES.get(req.path)
+        if route is None:
+            return error(now, "E996")
+        kind, endpoint = route
+        refused = self.quota.check()
+        if refused:
+            return error(now, refused)
+        if kind in (LOGIN, LEGACY):
+            sys_code = req.header("sys_code")
+            if not sys_code:
+                return error(now, "003")
+            if sys_code.strip() != "901":
+                return error(now, "E994")
+        if kind == LEGACY:
+            token = body.get("token")
+            if not token:
+                return error(now, "002")
+            if not self.auth.login_token_valid(str(token)):
+                return error(now, "E00003")
+        if kind == PLATFORM:
+            m = _BEARER.match(req.header("Authorization") or "")
+            if m is None or not self.auth.access_valid(m.group(1)):
+                return self._invalid_token(m.group(1) if m else "")
+        return endpoint(self, req, fault)
+
+    def _invalid_token(self, token: str) -> Reply:
+        if self.expired_token_style == "oauth_error":
+            return self._oauth_error("invalid_token", f"Invalid access token: {token}")
+        return error(self.clock(), "E00003")
+
+    def _oauth_error(self, err: str, description: str) -> Reply:
+        payload = {"error": err, "error_description": description, "req_serial_num": serial(self.clock())}
+        return Reply(payload, status=self.oauth_error_status)
+
+    def _fault_reply(self, fault: Fault) -> Reply:
+        now = self.clock()
+        kind, arg = fault.kind, fault.arg
+        if kind == "http":
+            status = int(arg or 500)
+            return Reply(raw=html_error(status), status=status, content_type="text/html")
+        if kind == "empty_body":
+            return Reply(raw=b"")
+        if kind == "invalid_json":
+            return Reply(raw=f'{{"req_serial_num":"{serial(now)}","result_code":"1","result_msg":"succ'.encode())
+        if kind == "json_list":
+            return Reply([envelope(now, "1", {"pageList": []})])
+        if kind == "code":
+            return error(now, str(arg))
+        if kind == "oauth_error":
+            return self._oauth_error(str(arg), "Invalid access token" if arg == "invalid_token" else str(arg))
+        return Reply(action=kind)  # huge, hang, close
+
+    def _record(self, req: Request, reply: Reply, fault: Fault | None) -> None:
+        call = Call(req.path, req.headers, req.body, req.time, reply.result_code,
+                    reply.payload if reply.action is None or reply.action == "slow" else None,
+                    reply.status, fault.name if fault else None)
+        with self._calls_lock:
+            self._calls.append(call)
+
+    # Introspection -------------------------------------------------------------------------------
+    @property
+    def calls(self) -> list[Call]:
+        with self._calls_lock:
+            return list(self._calls)
+
+    def count(self, path_substring: str | None = None) -> int:
+        with self._calls_lock:
+            if path_substring is None:
+                return len(self._calls)
+            return sum(1 for c in self._calls if path_substring in c.path)
+
+    def reset_calls(self) -> None:
+        with self._calls_lock:
+            self._calls.clear()
+
+    # Faults and tokens ---------------------------------------------------------------------------
+    def inject(self, fault: str, *, path: str | None = None, times: int = 1, page: int | None = None,
+               hook: Callable[[Simulator], None] | None = None) -> None:
+        self.faults.add(fault, path, times, page, hook)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def create_authorization_code(self, redirect_uri: str) -> str:
+        return self.auth.create_code(redirect_uri)
+
+    def issue_tokens(self) -> dict[str, Any]:
+        return self.auth.issue()
+
+    def expire_access_tokens(self) -> None:
+        self.auth.expire_access()
+
+    def expire_login_tokens(self) -> None:
+        self.auth.expire_login()
+
+    def rotate_refresh_token_elsewhere(self, refresh_token: str) -> dict[str, Any]:
+        data = self.auth.refresh(refresh_token)
+        if "access_token" not in data:
+            raise ValueError(f"refresh token not usable (code {data.get('code')})")
+        return data
+
+    # Fleet control -------------------------------------------------------------------------------
+    @property
+    def plants(self) -> list[Plant]:
+        return self.fleet.plants
+
+    def set_plant(self, ps_id: int, **fields: Any) -> None:
+        self.fleet.update(ps_id, fields, self.clock())
+
+    def add_plants(self, n: int, *, at: int | None = None) -> list[int]:
+        return self.fleet.add(n, self.clock(), at)
+
+    def remove_plant(self, ps_id: int) -> None:
+        self.fleet.remove(ps_id)
+
+    def set_fleet_size(self, n: int) -> None:
+        self.fleet.set_size(n, self.clock())
+
+
+def _alter(reply: Reply, fault: Fault) -> Reply:
+    if fault.kind == "slow":
+        reply.action = "slow"
+    elif fault.kind in ("result_data_null", "pagelist_missing") and reply.result_code == "1":
+        payload = dict(reply.payload)
+        if fault.kind == "result_data_null":
+            payload["result_data"] = None
+        elif isinstance(payload.get("result_data"), dict):
+            payload["result_data"] = {k: v for k, v in payload["result_data"].items()
+                                      if k not in ("pageList", "device_point_list")}
+        reply.payload = payload
+    return reply
