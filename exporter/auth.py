@@ -1,0 +1,380 @@
+"""Authentication for both app types: OAuth2 (Bearer, rotating refresh token) and legacy login (body token).
+
+Each refresh or login is counted through `record_auth(kind, result)`. A session recovers from a rejected token at
+most once per refresh cycle, so a broken account can never loop logins or refreshes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from .client import ApiError, CredentialError, Transport, check_result, endpoint_name
+from .logs import register_secrets
+
+log = logging.getLogger(__name__)
+
+AuthRecorder = Callable[[str, str], None]
+REFRESH_TOKEN_LIFETIME = 30 * 86400  # [doc: Quick Start]; the API does not return it
+REFRESH_MARGIN = 300.0  # refresh the access token this long before it expires
+LOGIN_TOKEN_LIFETIME = 86400  # sliding: each call resets it [doc: Getting Started (user-level)]
+LOGIN_PATH = "/openapi/login"
+TOKEN_PATH = "/openapi/apiManage/token"
+REFRESH_PATH = "/openapi/apiManage/refreshToken"
+LOGIN_STATES = {"-1": "no such account", "0": "wrong password", "2": "locked after wrong passwords",
+                "5": "locked by an administrator"}
+
+
+class TokenFileError(Exception):
+    """The token file exists but cannot be read or parsed."""
+
+
+@dataclass
+class Tokens:
+    access_token: str | None = None
+    refresh_token: str | None = None
+    access_expires_at: float | None = None
+    refresh_expires_at: float | None = None
+
+
+class TokenFile:
+    """The persisted OAuth2 tokens: the newest rotated refresh token must survive a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_ino)
+
+    def load(self) -> Tokens | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TokenFileError(f"token file {self.path}: cannot read: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError
+            tokens = Tokens(**{k: data.get(k) for k in Tokens.__dataclass_fields__})
+        except (ValueError, TypeError):
+            raise TokenFileError(f"token file {self.path}: not a token file written by this exporter") from None
+        if not (isinstance(tokens.refresh_token, str) or isinstance(tokens.access_token, str)):
+            raise TokenFileError(f"token file {self.path}: holds no token")
+        return tokens
+
+    def save(self, tokens: Tokens) -> None:
+        """Write atomically with mode 0600: a crash mid-write must not lose the only valid refresh token."""
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(asdict(tokens), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+class Auth(Protocol):
+    mode: str
+
+    def sign(self, path: str, params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+        """Headers and body for a data call, obtaining a token first when there is none."""
+
+    def recover(self) -> bool:
+        """After a rejected token: refresh or log in again. False when already done this cycle."""
+
+    def start_cycle(self) -> None:
+        """A new refresh cycle: one recovery is allowed again."""
+
+    def expiries(self) -> dict[str, float]:
+        """Known token expiry times by kind (access, refresh, login)."""
+
+
+class OAuth2Auth:
+    """Bearer tokens with a rotating refresh token, persisted to `token_file` when one is configured."""
+
+    mode = "oauth2"
+
+    def __init__(self, transport: Transport, *, appkey: str, secret_key: str, lang: str,
+                 tokens: Tokens, token_file: TokenFile | None, record_auth: AuthRecorder,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.transport = transport
+        self.appkey = appkey
+        self.secret_key = secret_key
+        self.lang = lang
+        self.tokens = tokens
+        self.token_file = token_file
+        self.record_auth = record_auth
+        register_secrets([tokens.access_token, tokens.refresh_token])
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._recovered = False
+        self._file_stamp: tuple[int, int] | None = None
+        self._dead: CredentialError | None = None
+
+    @classmethod
+    def from_config(cls, transport: Transport, *, appkey: str, secret_key: str, lang: str,
+                    access_token: str | None, refresh_token: str | None, token_file: Path | None,
+                    record_auth: AuthRecorder, clock: Callable[[], float] = time.time) -> OAuth2Auth:
+        """Tokens from `token_file` win over configured ones: the file holds the newest rotated token."""
+        store = TokenFile(token_file) if token_file else None
+        stored = store.load() if store else None
+        if stored is None:
+            stored = Tokens(access_token=access_token, refresh_token=refresh_token,
+                            refresh_expires_at=clock() + REFRESH_TOKEN_LIFETIME if refresh_token else None)
+            if store is not None:
+                store.save(stored)
+        return cls(transport, appkey=appkey, secret_key=secret_key, lang=lang, tokens=stored,
+                   token_file=store, record_auth=record_auth, clock=clock)
+
+    def start_cycle(self) -> None:
+        self._recovered = False
+
+    def expiries(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.tokens.access_expires_at:
+            out["access"] = self.tokens.access_expires_at
+        if self.tokens.refresh_expires_at:
+            out["refresh"] = self.tokens.refresh_expires_at
+        return out
+
+    def sign(self, path: str, params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+        expires = self.tokens.access_expires_at
+        if not self.tokens.access_token or (expires is not None and expires - REFRESH_MARGIN < self.clock()):
+            self.refresh()
+        headers = {"x-access-key": self.secret_key, "Authorization": f"Bearer {self.tokens.access_token}"}
+        return headers, {"appkey": self.appkey, "lang": self.lang, **params}
+
+    def recover(self) -> bool:
+        if self._recovered:
+            return False
+        self.refresh()
+        return True
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._recovered = True
+            self._adopt_newer_file()
+            if self._dead is not None:
+                raise self._dead
+            if not self.tokens.refresh_token:
+                raise self._die(CredentialError("refreshToken", "no_refresh_token",
+                                                "no refresh token: run `isolarcloud-exporter authorize`"))
+            try:
+                self._refresh_once()
+            except CredentialError:
+                # Someone else may have rotated the token and written the file (another exporter, the
+                # `authorize` command): adopt theirs and try once more before giving up.
+                if not self._adopt_newer_file(force=True):
+                    raise
+                self._refresh_once()
+
+    def _refresh_once(self) -> None:
+        body = {"appkey": self.appkey, "refresh_token": self.tokens.refresh_token}
+        try:
+            doc = self.transport.fetch(REFRESH_PATH, body, {"x-access-key": self.secret_key})
+            fresh = _token_fields(doc)
+            if not fresh.get("access_token"):
+                check_result(endpoint_name(REFRESH_PATH), doc)
+                code = str(_data(doc).get("code", "none"))
+                raise CredentialError("refreshToken", f"refresh_code_{code}"[:24],
+                                      f"refresh refused (code {code}): re-authorise with "
+                                      "`isolarcloud-exporter authorize`")
+        except CredentialError as exc:
+            self.transport.record("refreshToken", exc.result)
+            self.record_auth("refresh", "failure")
+            raise self._die(exc) from None
+        except ApiError as exc:
+            self.transport.record("refreshToken", exc.result)
+            self.record_auth("refresh", "failure")
+            raise
+        self.transport.record("refreshToken", "1")
+        self.record_auth("refresh", "success")
+        self._store(fresh)
+
+    def _store(self, fresh: dict[str, Any]) -> None:
+        now = self.clock()
+        expires_in = _number(fresh.get("expires_in"))
+        self.tokens.access_token = str(fresh["access_token"])
+        # expires_in was seen negative right after authorisation: treat a non-positive value as unknown and
+        # rely on the rejected-token path instead of refreshing on every call.
+        self.tokens.access_expires_at = now + expires_in if expires_in and expires_in > 10 else None
+        if fresh.get("refresh_token"):
+            self.tokens.refresh_token = str(fresh["refresh_token"])
+            self.tokens.refresh_expires_at = now + REFRESH_TOKEN_LIFETIME
+        self._dead = None
+        register_secrets([self.tokens.access_token, self.tokens.refresh_token])
+        if self.token_file is not None:
+            try:
+                self.token_file.save(self.tokens)
+                self._file_stamp = self.token_file.stamp()
+            except OSError as exc:
+                log.error("cannot write token file %s: %s; the rotated refresh token lives only in memory now",
+                          self.token_file.path, exc.strerror)
+
+    def _die(self, exc: CredentialError) -> CredentialError:
+        self._dead = exc
+        self._file_stamp = self.token_file.stamp() if self.token_file else None
+        return exc
+
+    def _adopt_newer_file(self, force: bool = False) -> bool:
+        """Reload tokens when the file changed under us (re-authorised, or rotated by another owner)."""
+        if self.token_file is None:
+            return False
+        stamp = self.token_file.stamp()
+        if stamp is None or (stamp == self._file_stamp and not force):
+            return False
+        try:
+            stored = self.token_file.load()
+        except TokenFileError as exc:
+            log.error("%s", exc)
+            return False
+        self._file_stamp = stamp
+        if stored is None or stored.refresh_token == self.tokens.refresh_token:
+            return False
+        log.info("token file changed on disk; using the refresh token found there")
+        register_secrets([stored.access_token, stored.refresh_token])
+        self.tokens = stored
+        self._dead = None
+        return True
+
+    def exchange_code(self, code: str, redirect_uri: str) -> dict[str, Any]:
+        """One-time authorisation code → tokens, persisted at once (the code cannot be used twice)."""
+        body = {"appkey": self.appkey, "grant_type": "authorization_code", "code": code,
+                "redirect_uri": redirect_uri}
+        try:
+            doc = self.transport.fetch(TOKEN_PATH, body, {"x-access-key": self.secret_key})
+            fresh = _token_fields(doc)
+            if not fresh.get("access_token"):
+                check_result(endpoint_name(TOKEN_PATH), doc)
+                raise CredentialError("token", "no_token", "the code exchange returned no token")
+        except ApiError as exc:
+            self.transport.record("token", exc.result)
+            self.record_auth("code_exchange", "failure")
+            raise
+        self.transport.record("token", "1")
+        self.record_auth("code_exchange", "success")
+        self._store(fresh)
+        return fresh
+
+
+def authorize_url(web_host: str, cloud_id: int, application_id: str, redirect_uri: str) -> str:
+    return (f"https://{web_host}/#/authorized-app?cloudId={cloud_id}&applicationId={quote(application_id)}"
+            f"&redirectUrl={quote(redirect_uri, safe='')}")
+
+
+class LoginAuth:
+    """Legacy user-level apps: `/openapi/login` gives a token that travels in the body, 24 h sliding."""
+
+    mode = "login"
+
+    def __init__(self, transport: Transport, *, appkey: str, secret_key: str, lang: str, user_account: str,
+                 user_password: str, record_auth: AuthRecorder, clock: Callable[[], float] = time.time) -> None:
+        self.transport = transport
+        self.appkey = appkey
+        self.secret_key = secret_key
+        self.lang = lang
+        self.user_account = user_account
+        self.user_password = user_password
+        self.record_auth = record_auth
+        self.clock = clock
+        self.token: str | None = None
+        self.token_expires_at: float | None = None
+        self._recovered = False
+        self._lock = threading.Lock()
+
+    def start_cycle(self) -> None:
+        self._recovered = False
+
+    def expiries(self) -> dict[str, float]:
+        return {"login": self.token_expires_at} if self.token and self.token_expires_at else {}
+
+    def _headers(self) -> dict[str, str]:
+        return {"x-access-key": self.secret_key, "sys_code": "901"}
+
+    def sign(self, path: str, params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+        if not self.token:
+            self.login()
+        # Each call slides the token's 24 h validity forward.
+        self.token_expires_at = self.clock() + LOGIN_TOKEN_LIFETIME
+        return self._headers(), {"appkey": self.appkey, "token": self.token, "lang": self.lang, **params}
+
+    def recover(self) -> bool:
+        if self._recovered:
+            return False
+        self.token = None
+        self.login()
+        return True
+
+    def login(self) -> None:
+        with self._lock:
+            self._recovered = True
+            body = {"appkey": self.appkey, "user_account": self.user_account,
+                    "user_password": self.user_password, "lang": self.lang}
+            try:
+                doc = self.transport.fetch(LOGIN_PATH, body, self._headers())
+                check_result("login", doc)
+                data = _data(doc)
+                state = str(data.get("login_state", "")).strip()
+                token = data.get("token")
+                # A failed login can still say result_code "1": only login_state 1 plus a token is success.
+                if state != "1" or not isinstance(token, str) or not token:
+                    reason = LOGIN_STATES.get(state, f"login_state {state or 'missing'}")
+                    label = f"login_state_{state}" if state in LOGIN_STATES else "no_token"
+                    raise CredentialError("login", label, f"login refused: {reason}")
+            except ApiError as exc:
+                self.transport.record("login", exc.result)
+                self.record_auth("login", "failure")
+                raise
+            self.transport.record("login", "1")
+            self.record_auth("login", "success")
+            register_secrets([token])
+            self.token = token
+            self.token_expires_at = self.clock() + LOGIN_TOKEN_LIFETIME
+
+
+def _data(doc: dict[str, Any]) -> dict[str, Any]:
+    data = doc.get("result_data")
+    return data if isinstance(data, dict) else {}
+
+
+def _token_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """Tokens from `result_data`, else the top level: the sources disagree on the shape."""
+    data = _data(doc)
+    source = data if data.get("access_token") else doc
+    return {k: source.get(k) for k in ("access_token", "refresh_token", "expires_in")}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+

@@ -1,0 +1,429 @@
+"""Configuration: load the YAML file, validate every key, resolve secrets.
+
+Every problem becomes one `ConfigError` naming the key path (`accounts[1].auth.secret_key_file`) so the CLI
+can print a single clear line and exit 2 before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the user (key path + problem)."""
+
+
+@dataclass(frozen=True)
+class Region:
+    gateway: str
+    web_host: str
+    cloud_id: int
+
+
+# Portal gateways [doc]; web hosts and cloudIds [confirmed by third-party clients]. China's web host is
+# disputed (.com.cn vs .com): we follow the token field table's example redirect_uri; `authorize_host`
+# overrides it.
+REGIONS: dict[str, Region] = {
+    "china": Region("https://gateway.isolarcloud.com", "web3.isolarcloud.com.cn", 1),
+    "international": Region("https://gateway.isolarcloud.com.hk", "web3.isolarcloud.com.hk", 2),
+    "europe": Region("https://gateway.isolarcloud.eu", "web3.isolarcloud.eu", 3),
+    "australia": Region("https://augateway.isolarcloud.com", "auweb3.isolarcloud.com", 7),
+}
+
+AUTH_MODES = ("oauth2", "login")
+ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PS_TYPE_CODES = {1, 3, 4, 5, 6, 7, 8, 9, 10, 12}
+SECRET_KEYS = ("appkey", "secret_key", "access_token", "refresh_token", "user_account", "user_password")
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    enabled: bool = True
+    batch_size: int = 50
+    extra_points: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    mode: str
+    appkey: str
+    secret_key: str
+    access_token: str | None = None
+    refresh_token: str | None = None
+    token_file: Path | None = None
+    application_id: str | None = None
+    redirect_uri: str | None = None
+    user_account: str | None = None
+    user_password: str | None = None
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.appkey, self.secret_key, self.access_token, self.refresh_token,
+                            self.user_password) if s]
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    name: str
+    base_url: str
+    region: str | None
+    auth: AuthConfig
+    ps_type: str | None = None
+    valid_flag: str = "1,3"
+    ps_name: str | None = None
+    page_size: int = 100
+    lang: str = "_en_US"
+    api_budget_per_hour: int = 1000
+    api_time_zone: str = "plant"
+    authorize_host: str | None = None
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    accounts: tuple[AccountConfig, ...]
+    refresh_interval: float = 300.0
+    max_age: float | None = None
+    http_timeout: float = 30.0
+    scrape_timeout: float = 10.0
+    max_response_bytes: int = 32 * 1024 * 1024
+    warnings: tuple[str, ...] = ()
+
+    def secrets(self) -> list[str]:
+        return [s for a in self.accounts for s in a.auth.secrets()]
+
+
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """Seconds as a number, or a Prometheus-style string such as `90s`, `5m`, `1h30m`."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration such as 300, '90s' or '5m', got {value!r}")
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip())):
+        seconds = float(value)
+    elif isinstance(value, str) and _DURATION_RE.match(value.strip()):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(value))
+    else:
+        raise ConfigError(f"{key}: expected a duration such as 300, '90s' or '5m', got {value!r}")
+    if seconds <= 0:
+        raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
+    return seconds
+
+
+class _Section:
+    """A mapping being validated: remembers which keys were read so leftovers are reported."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or 'configuration'}: expected a mapping, got {type(data).__name__}")
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self.get(name)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.key(name)}: required")
+            return default
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.key(name)}: expected a string, got {type(value).__name__}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.key(name)}: expected an integer, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(f"{self.key(name)}: must be {bounds}, got {value}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
+        return value
+
+    def secret(self, name: str, env: dict[str, str], base_dir: Path) -> str | None:
+        """A secret given inline, as `<name>_file` (Docker/Kubernetes secrets) or `<name>_env`."""
+        sources = [k for k in (name, f"{name}_file", f"{name}_env") if self.has(k)]
+        if len(sources) > 1:
+            raise ConfigError(f"{self.key(name)}: give only one of {', '.join(sources)}")
+        if not sources:
+            return None
+        source = sources[0]
+        raw = self.string(source)
+        if raw is None or raw == "":
+            raise ConfigError(f"{self.key(source)}: must not be empty")
+        if source.endswith("_file"):
+            path = _resolve(raw, base_dir)
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{self.key(source)}: cannot read {path}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{self.key(source)}: {path} is not UTF-8 text") from None
+            if not value:
+                raise ConfigError(f"{self.key(source)}: {path} is empty")
+            return value
+        if source.endswith("_env"):
+            value = env.get(raw, "").strip()
+            if not value:
+                raise ConfigError(f"{self.key(source)}: environment variable {raw} is not set or empty")
+            return value
+        return raw
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            names = ", ".join(self.key(str(k)) for k in unknown)
+            raise ConfigError(f"{names}: unknown key{'s' if len(unknown) > 1 else ''}")
+
+
+def _resolve(raw: str, base_dir: Path) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _comma_codes(value: Any, key: str, allowed: set[int] | None) -> str | None:
+    """`"1,3"`, `[1, 3]` or `3` → `"1,3"`, the form the API takes."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else str(value).split(",")
+    codes: list[str] = []
+    for item in items:
+        text = str(item).strip()
+        if not text.isdigit() or (allowed is not None and int(text) not in allowed):
+            choices = f" (one of {sorted(allowed)})" if allowed else ""
+            raise ConfigError(f"{key}: {text!r} is not a valid code{choices}")
+        codes.append(text)
+    if not codes:
+        raise ConfigError(f"{key}: must not be empty")
+    return ",".join(codes)
+
+
+def _auth(section: _Section, env: dict[str, str], base_dir: Path, account: str) -> AuthConfig:
+    mode = section.string("mode", required=True)
+    if mode not in AUTH_MODES:
+        raise ConfigError(f"{section.key('mode')}: must be one of {', '.join(AUTH_MODES)}, got {mode!r}")
+    secrets = {name: section.secret(name, env, base_dir) for name in SECRET_KEYS}
+    for required in ("appkey", "secret_key"):
+        if not secrets[required]:
+            raise ConfigError(f"{section.key(required)}: required (or {required}_file / {required}_env)")
+    token_file_raw = section.string("token_file")
+    token_file = _resolve(token_file_raw, base_dir) if token_file_raw else None
+    application_id = section.string("application_id")
+    redirect_uri = section.string("redirect_uri")
+    if mode == "login":
+        for required in ("user_account", "user_password"):
+            if not secrets[required]:
+                raise ConfigError(f"{section.key(required)}: required in login mode")
+        for oauth_only in ("access_token", "refresh_token"):
+            if secrets[oauth_only]:
+                raise ConfigError(f"{section.key(oauth_only)}: only used in oauth2 mode")
+        if token_file:
+            raise ConfigError(f"{section.key('token_file')}: only used in oauth2 mode")
+    else:
+        for login_only in ("user_account", "user_password"):
+            if secrets[login_only]:
+                raise ConfigError(f"{section.key(login_only)}: only used in login mode")
+        if not (secrets["refresh_token"] or secrets["access_token"] or token_file):
+            raise ConfigError(
+                f"{section.path}: oauth2 mode needs refresh_token/access_token or a token_file "
+                f"(run `isolarcloud-exporter authorize --account {account}` to create one)"
+            )
+        if token_file and token_file.exists():
+            if token_file.is_dir():
+                raise ConfigError(f"{section.key('token_file')}: {token_file} is a directory")
+            if not os.access(token_file, os.R_OK | os.W_OK):
+                raise ConfigError(f"{section.key('token_file')}: {token_file} is not readable and writable")
+        elif token_file and not token_file.parent.is_dir():
+            raise ConfigError(f"{section.key('token_file')}: directory {token_file.parent} does not exist")
+    section.finish()
+    return AuthConfig(
+        mode=mode,
+        appkey=secrets["appkey"] or "",
+        secret_key=secrets["secret_key"] or "",
+        access_token=secrets["access_token"],
+        refresh_token=secrets["refresh_token"],
+        token_file=token_file,
+        application_id=application_id,
+        redirect_uri=redirect_uri,
+        user_account=secrets["user_account"],
+        user_password=secrets["user_password"],
+    )
+
+
+def _realtime(data: Any, path: str) -> RealtimeConfig:
+    if data is None:
+        return RealtimeConfig()
+    section = _Section(data, path)
+    enabled = section.boolean("enabled", True)
+    batch_size = section.integer("batch_size", 50, minimum=1, maximum=1000)
+    extra = section.get("extra_points", [])
+    if not isinstance(extra, list):
+        raise ConfigError(f"{section.key('extra_points')}: expected a list of point ids")
+    points: list[str] = []
+    for i, item in enumerate(extra):
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit():
+            raise ConfigError(f"{section.key('extra_points')}[{i}]: expected a numeric point id, got {item!r}")
+        points.append(text)
+    section.finish()
+    return RealtimeConfig(enabled=enabled, batch_size=batch_size, extra_points=tuple(points))
+
+
+_TZ_RE = re.compile(r"^(plant|UTC|[+-]\d{2}:\d{2})$")
+
+
+def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> AccountConfig:
+    section = _Section(data, path)
+    name = section.string("name", required=True) or ""
+    if not ACCOUNT_NAME_RE.match(name):
+        raise ConfigError(
+            f"{section.key('name')}: {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
+            "(it becomes the `account` label and part of file names)"
+        )
+    region = section.string("region")
+    base_url = section.string("base_url")
+    if region is not None and region not in REGIONS:
+        raise ConfigError(f"{section.key('region')}: must be one of {', '.join(REGIONS)}, got {region!r}")
+    if base_url is None:
+        if region is None:
+            raise ConfigError(f"{path}: give a region ({', '.join(REGIONS)}) or a base_url")
+        base_url = REGIONS[region].gateway
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        raise ConfigError(f"{section.key('base_url')}: expected http(s)://host[:port], got {base_url!r}")
+    auth_data = section.get("auth")
+    if auth_data is None:
+        raise ConfigError(f"{section.key('auth')}: required")
+    auth = _auth(_Section(auth_data, section.key("auth")), env, base_dir, name)
+    api_tz = section.string("api_time_zone", "plant") or "plant"
+    if not _TZ_RE.match(api_tz):
+        raise ConfigError(f"{section.key('api_time_zone')}: expected plant, UTC or +HH:MM, got {api_tz!r}")
+    account = AccountConfig(
+        name=name,
+        base_url=base_url.rstrip("/"),
+        region=region,
+        auth=auth,
+        ps_type=_comma_codes(section.get("ps_type"), section.key("ps_type"), PS_TYPE_CODES),
+        valid_flag=_comma_codes(section.get("valid_flag", "1,3"), section.key("valid_flag"), {1, 2, 3}) or "1,3",
+        ps_name=section.string("ps_name"),
+        page_size=section.integer("page_size", 100, minimum=1, maximum=1000),
+        lang=section.string("lang", "_en_US") or "_en_US",
+        api_budget_per_hour=section.integer("api_budget_per_hour", 1000, minimum=1),
+        api_time_zone=api_tz,
+        authorize_host=section.string("authorize_host"),
+        realtime=_realtime(section.get("realtime"), section.key("realtime")),
+    )
+    section.finish()
+    return account
+
+
+def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path | None = None) -> Config:
+    """Validate an already-loaded YAML document."""
+    env = dict(os.environ) if env is None else env
+    base_dir = base_dir or Path.cwd()
+    if data is None:
+        raise ConfigError("configuration: the file is empty")
+    top = _Section(data, "")
+    warnings: list[str] = []
+    refresh_interval = parse_duration(top.get("refresh_interval", 300), "refresh_interval")
+    if refresh_interval < 60:
+        warnings.append(
+            f"refresh_interval is {refresh_interval:g}s: the cloud updates plant data every 5 minutes, "
+            "so intervals below 60s only spend API quota (fine for tests and the simulator)"
+        )
+    max_age_raw = top.get("max_age")
+    max_age = parse_duration(max_age_raw, "max_age") if max_age_raw is not None else None
+    if max_age is not None and max_age < refresh_interval:
+        raise ConfigError(f"max_age: {max_age:g}s is shorter than refresh_interval ({refresh_interval:g}s)")
+    http_timeout = parse_duration(top.get("http_timeout", 30), "http_timeout")
+    scrape_timeout = parse_duration(top.get("scrape_timeout", 10), "scrape_timeout")
+    max_bytes = top.integer("max_response_bytes", 32 * 1024 * 1024, minimum=1024)
+    accounts_data = top.get("accounts")
+    if not isinstance(accounts_data, list) or not accounts_data:
+        raise ConfigError("accounts: expected a non-empty list of accounts")
+    accounts = tuple(_account(a, f"accounts[{i}]", env, base_dir) for i, a in enumerate(accounts_data))
+    seen: dict[str, int] = {}
+    for i, account in enumerate(accounts):
+        if account.name in seen:
+            raise ConfigError(f"accounts[{i}].name: {account.name!r} is already used by accounts[{seen[account.name]}]")
+        seen[account.name] = i
+    token_files: dict[Path, str] = {}
+    for account in accounts:
+        tf = account.auth.token_file
+        if tf is not None:
+            if tf.resolve() in token_files:
+                raise ConfigError(
+                    f"accounts: {account.name!r} and {token_files[tf.resolve()]!r} share token_file {tf}; "
+                    "a rotated refresh token must have exactly one owner"
+                )
+            token_files[tf.resolve()] = account.name
+    top.finish()
+    return Config(
+        accounts=accounts,
+        refresh_interval=refresh_interval,
+        max_age=max_age,
+        http_timeout=http_timeout,
+        scrape_timeout=scrape_timeout,
+        max_response_bytes=max_bytes,
+        warnings=tuple(warnings),
+    )
+
+
+def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: {problem}") from None
+    config = parse_config(data, env=env, base_dir=path.parent.resolve())
+    mode = path.stat().st_mode
+    if mode & stat.S_IROTH and any(_inline_secret(data, a) for a in range(len(config.accounts))):
+        config = _with_warning(
+            config, f"{path} is world-readable and holds secrets inline: chmod 600 it, or use *_file/*_env keys"
+        )
+    return config
+
+
+def _inline_secret(data: dict[str, Any], index: int) -> bool:
+    auth = (data["accounts"][index] or {}).get("auth") or {}
+    return any(isinstance(auth.get(k), str) and auth.get(k) for k in SECRET_KEYS if k != "user_account")
+
+
+def _with_warning(config: Config, warning: str) -> Config:
+    from dataclasses import replace
+
+    return replace(config, warnings=(*config.warnings, warning))

@@ -1,0 +1,144 @@
+"""Render each snapshot once, gzip it once, serve the bytes until the next snapshot.
+
+The per-plant section (almost all of the bytes) is rendered from `metrics.PLANT_FAMILIES` when the set of
+snapshots changes and cached per exposition format, together with a zlib compressor paused after it. A scrape
+only renders the small status section through prometheus_client and finishes a copy of that compressor, so the
+gzip body is one ordinary stream. The output is the same as prometheus_client's for `PlantCollector`.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+from prometheus_client import exposition as text_format
+from prometheus_client.core import Metric
+from prometheus_client.openmetrics import exposition as om_format
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from .metrics import PLANT_FAMILIES, POINT_VALUE, POINT_VALUE_HELP, StatusCollector, plant_label_values
+from .poller import AccountState, Snapshot
+
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    return bool(accept) and "application/openmetrics-text" in accept  # type: ignore[operator]
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _help(text: str, openmetrics: bool) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if openmetrics else text
+
+
+def render_plants(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) -> str:
+    """The per-plant families in one pass per family; label strings are built once per plant."""
+    rows = []
+    for account, snapshot in snapshots:
+        for plant in snapshot.plants:
+            a, ps_id, name, ps_type = (_label(v) for v in plant_label_values(account, plant))
+            rows.append((plant, a, ps_id, name, ps_type, f'account="{a}",ps_id="{ps_id}",ps_name="{name}",'
+                                                         f'ps_type="{ps_type}"'))
+    out: list[str] = []
+    for family in PLANT_FAMILIES:
+        sample = family.name
+        header, kind = family.name, family.kind
+        if family.kind == "counter":
+            sample += "_total"
+            header = family.name if openmetrics else sample
+        elif family.kind == "info":
+            sample += "_info"
+            header, kind = (family.name, "info") if openmetrics else (sample, "gauge")
+        out.append(f"# HELP {header} {_help(family.help, openmetrics)}\n# TYPE {header} {kind}\n")
+        value_of = family.value
+        extra = family.extra
+        for plant, a, ps_id, name, ps_type, labels in rows:
+            value = value_of(plant)
+            if value is None:
+                continue
+            if extra is not None:
+                e = dict(extra(plant))
+                labels = (f'account="{a}",connect_type="{_label(e["connect_type"])}",'
+                          f'location="{_label(e["location"])}",ps_id="{ps_id}",ps_name="{name}",'
+                          f'ps_type="{ps_type}",ps_type_code="{_label(e["ps_type_code"])}",'
+                          f'time_zone="{_label(e["time_zone"])}"')
+            out.append(f"{sample}{{{labels}}} {floatToGoString(value)}\n")
+    out.append(f"# HELP {POINT_VALUE} {_help(POINT_VALUE_HELP, openmetrics)}\n# TYPE {POINT_VALUE} gauge\n")
+    names = {account: snapshot.point_names for account, snapshot in snapshots}
+    for plant, a, ps_id, name, ps_type, _labels in rows:
+        for point_id, value in plant.extra_points.items():
+            # Account names are restricted to characters that need no escaping: `a` is the name itself.
+            point_name, unit = names[a].get(point_id, ("", ""))
+            out.append(f'{POINT_VALUE}{{account="{a}",point_id="{_label(point_id)}",'
+                       f'point_name="{_label(point_name)}",ps_id="{ps_id}",ps_name="{name}",ps_type="{ps_type}",'
+                       f'unit="{_label(unit)}"}} {floatToGoString(value)}\n')
+    return "".join(out)
+
+
+class _Collectors:
+    """Just enough of a registry for prometheus_client's renderers."""
+
+    def __init__(self, collectors: Iterable[Collector]) -> None:
+        self.collectors = list(collectors)
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+@dataclass
+class _Rendered:
+    key: tuple[tuple[str, int], ...]
+    body: bytes
+    gzip_prefix: bytes | None = None
+    gzip_state: zlib._Compress | None = None  # type: ignore[name-defined]
+
+
+class Exposition:
+    """Serves /metrics bytes for the states of one scrape, reusing the per-plant bytes while they are current."""
+
+    def __init__(self, runtime_collectors: Sequence[Collector] | None = None) -> None:
+        self.runtime = list(runtime_collectors) if runtime_collectors is not None else [
+            PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR]
+        self._lock = threading.Lock()
+        self._cache: dict[bool, _Rendered] = {}
+        self.renders = 0  # how often the plant section was rendered; the tests guard the caching with it
+
+    def _plants(self, states: Sequence[AccountState], openmetrics: bool, gzip: bool) -> _Rendered:
+        snapshots = [(s.name, s.snapshot) for s in states if s.snapshot is not None]
+        key = tuple((name, snapshot.generation) for name, snapshot in snapshots)
+        with self._lock:
+            cached = self._cache.get(openmetrics)
+            if cached is None or cached.key != key:
+                cached = _Rendered(key, render_plants(snapshots, openmetrics).encode())
+                self._cache[openmetrics] = cached
+                self.renders += 1
+            if gzip and cached.gzip_state is None:
+                state = zlib.compressobj(6, zlib.DEFLATED, 31)
+                cached.gzip_prefix = state.compress(cached.body)
+                cached.gzip_state = state
+            return cached
+
+    def render(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:
+        plants = self._plants(states, openmetrics, gzip)
+        registry = _Collectors([StatusCollector(lambda: states), *self.runtime])
+        status = (om_format.generate_latest(registry) if openmetrics else text_format.generate_latest(registry))
+        if not gzip:
+            return plants.body + status
+        assert plants.gzip_state is not None and plants.gzip_prefix is not None
+        state = plants.gzip_state.copy()
+        return plants.gzip_prefix + state.compress(status) + state.flush()
+
+
+def content_type(openmetrics: bool) -> str:
+    return OPENMETRICS if openmetrics else TEXT
+
