@@ -1,0 +1,172 @@
+"""Shared fixtures: the simulator, an exporter serving on a real socket, and parsing helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.app import Exporter
+from exporter.config import Config, parse_config
+from exporter.simulator import Simulator
+from exporter.web import Server, WebConfig
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; missing tools fail in CI (never skip there) and skip elsewhere."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if IN_CI:
+        pytest.fail(f"{name} is required in CI (the test command installs the Debian package 'prometheus')")
+    pytest.skip(f"{name} not installed (Debian package 'prometheus')")
+
+
+@pytest.fixture
+def promtool() -> str:
+    return require_tool("promtool")
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    s = Simulator(plants=25, seed=1).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def make_sim() -> Iterator[Callable[..., Simulator]]:
+    started: list[Simulator] = []
+
+    def make(**kwargs: Any) -> Simulator:
+        s = Simulator(**kwargs).start()
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def login_account(s: Simulator, name: str = "login", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "base_url": s.url,
+            "auth": {"mode": "login", "appkey": s.appkey, "secret_key": s.secret_key,
+                     "user_account": "demo@example.com", "user_password": "demo-password"}, **extra}
+
+
+def oauth_account(s: Simulator, token_file: Path | None, name: str = "oauth", **extra: Any) -> dict[str, Any]:
+    auth: dict[str, Any] = {"mode": "oauth2", "appkey": s.appkey, "secret_key": s.secret_key}
+    if token_file is not None:
+        auth["token_file"] = str(token_file)
+    if token_file is None or not token_file.exists():
+        auth["refresh_token"] = s.issue_tokens()["refresh_token"]
+    return {"name": name, "base_url": s.url, "auth": auth, **extra}
+
+
+class Clock:
+    """A settable wall clock for the exporter, so staleness and budgets can be tested without sleeping."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = start if start is not None else time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Running:
+    """An Exporter served by the real HTTP server on a loopback port."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, web: WebConfig | None = None,
+                 start: bool = True) -> None:
+        self.exporter = Exporter(config, clock=clock)
+        self.server = Server("127.0.0.1:0", self.exporter, web)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        if start:
+            self.exporter.start()
+
+    def get(self, path: str = "/metrics", **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url + path, **kwargs)
+
+    def scrape(self, **kwargs: Any) -> str:
+        response = self.get("/metrics", **kwargs)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    def metrics(self, **kwargs: Any) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        return samples(self.scrape(**kwargs))
+
+    def wait_refreshed(self, count: int = 1, timeout: float = 15.0) -> None:
+        """Until every account has finished `count` refresh attempts (success or error)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(sum(p.stats.copy().refreshes.values()) >= count and not p.refreshing
+                   for p in self.exporter.pollers):
+                return
+            time.sleep(0.02)
+        raise AssertionError("refresh did not finish in time")
+
+    def refresh_now(self) -> None:
+        """Run one refresh of every account synchronously (as a due scrape would, without the timing)."""
+        for poller in self.exporter.pollers:
+            poller.refresh()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.exporter.close()
+
+
+@pytest.fixture
+def run_exporter() -> Iterator[Callable[..., Running]]:
+    running: list[Running] = []
+
+    def start(data: dict[str, Any], clock: Callable[[], float] = time.time, **kwargs: Any) -> Running:
+        data = {"refresh_interval": 60, **data}
+        config = parse_config(data, env={})
+        r = Running(config, clock=clock, **kwargs)
+        running.append(r)
+        return r
+
+    yield start
+    for r in running:
+        r.stop()
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples(text: str) -> Samples:
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def select(found: Samples, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Samples of one metric whose labels include `labels`."""
+    want = set(labels.items())
+    return {lbl: v for (n, lbl), v in found.items() if n == name and want <= set(lbl)}
+
+
+def value(found: Samples, name: str, **labels: str) -> float | None:
+    matches = select(found, name, **labels)
+    assert len(matches) <= 1, f"{name}{labels} matches {len(matches)} series"
+    return next(iter(matches.values()), None)
