@@ -58,7 +58,7 @@ _Dumper.add_representer(str, _str)
 
 
 def _dump(documents: list[dict[str, Any]], header: str) -> str:
-    body = yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True,
+    body = yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True,
                          explicit_start=True)
     return header + body
 

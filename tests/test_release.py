@@ -1,0 +1,196 @@
+"""Release packaging: `python -m build` turns the Docker build context into an sdist and a wheel,
+both install into clean virtual environments and report the package version, and the image's
+install steps (wheels only, no index) give a working exporter and simulator.
+
+There is no Docker engine on the test machines, so the Docker steps are replayed here: the build
+context is assembled from the Dockerfile's COPY instructions (filtered by .dockerignore, as Docker
+does), built once (module fixture), and the final stage's `pip install --no-index` runs in a
+fresh venv. Slow (venvs, an isolated build): marked `slow`, still part of the normal run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import pytest
+from _deploy_support import (
+    REPO,
+    docker_ignored,
+    dockerignore_patterns,
+    free_port,
+    http_get,
+    metric_value,
+    parse_dockerfile,
+    running,
+    wait_for,
+)
+
+from exporter import __version__
+
+pytestmark = pytest.mark.slow
+
+DIST_NAME = "isolarcloud_exporter"
+
+
+def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _clean_env() -> dict[str, str]:
+    # Nothing of the development environment may leak into the clean venvs.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def _venv(path: Path) -> Path:
+    """A clean venv without pip of its own: the running pip installs into it with --python, which
+    saves seeding pip into every venv."""
+    _run([sys.executable, "-m", "venv", "--without-pip", str(path)])
+    return path / "bin"
+
+
+def _pip_install(bindir: Path, *args: str) -> None:
+    _run([sys.executable, "-m", "pip", "--python", str(bindir / "python"), "install", "--quiet", *args],
+         env=_clean_env(), cwd=bindir)
+
+
+def _copy_filtered(source: Path, target: Path, rel: str, patterns: list[tuple[bool, str]]) -> None:
+    if source.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        for child in sorted(source.iterdir()):
+            child_rel = f"{rel}/{child.name}"
+            if not docker_ignored(child_rel, patterns):
+                _copy_filtered(child, target / child.name, child_rel, patterns)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def assemble_build_context(root: Path) -> Path:
+    """Replay the builder stage's WORKDIR/COPY instructions into `root` (standing for the
+    container's /) and return the directory its RUN instructions work in."""
+    patterns = dockerignore_patterns(REPO / ".dockerignore")
+    _, stages = parse_dockerfile(REPO / "Dockerfile")
+    builder = next(s for s in stages if s.name == "builder")
+    workdir = PurePosixPath("/")
+    for instruction in builder.instructions:
+        if instruction.keyword == "WORKDIR":
+            workdir = workdir / instruction.words()[0]
+            (root / str(workdir).lstrip("/")).mkdir(parents=True, exist_ok=True)
+        elif instruction.keyword == "COPY":
+            assert "from" not in instruction.flags(), "the builder copies from the build context only"
+            *sources, dest = instruction.words()
+            dest_path = workdir / dest
+            into_dir = dest.endswith("/") or len(sources) > 1
+            for source in sources:
+                host = REPO / source
+                assert host.exists(), f"Dockerfile line {instruction.line}: COPY source {source} missing"
+                assert not docker_ignored(source, patterns), f"{source} is excluded by .dockerignore"
+                target = dest_path / PurePosixPath(source).name if into_dir and host.is_file() else dest_path
+                _copy_filtered(host, root / str(target).lstrip("/"), source, patterns)
+    return root / str(workdir).lstrip("/")
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> dict[str, Path]:
+    """One build for the module: the sdist and the wheel (built from the sdist, as `python -m build`
+    does), from exactly what the Dockerfile copies into its builder."""
+    root = tmp_path_factory.mktemp("docker-root")
+    context = assemble_build_context(root)
+    out = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "build", "--outdir", str(out), str(context)], env=_clean_env())
+    wheels, sdists = list(out.glob("*.whl")), list(out.glob("*.tar.gz"))
+    assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in out.iterdir())
+    return {"wheel": wheels[0], "sdist": sdists[0]}
+
+
+@pytest.fixture(scope="module")
+def image_venv(dist, tmp_path_factory) -> Path:
+    """The final image stage: wheels of the project and its dependencies collected as the builder
+    does (`pip wheel`), then installed with `--no-index` so nothing but those wheels is used."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(dist["wheel"])],
+         env=_clean_env())
+    bindir = _venv(tmp_path_factory.mktemp("image") / "venv")
+    (project_wheel,) = wheels.glob(f"{DIST_NAME}-*.whl")
+    _pip_install(bindir, "--no-cache-dir", "--no-index", f"--find-links={wheels}", str(project_wheel))
+    return bindir
+
+
+def test_build_produces_versioned_wheel_and_sdist(dist):
+    assert dist["wheel"].name.startswith(f"{DIST_NAME}-{__version__}-")
+    assert dist["wheel"].name.endswith("-py3-none-any.whl"), "pure Python: one wheel for amd64 and arm64"
+    assert dist["sdist"].name == f"{DIST_NAME}-{__version__}.tar.gz"
+    with zipfile.ZipFile(dist["wheel"]) as wheel:
+        names = wheel.namelist()
+        entry_points = wheel.read(f"{DIST_NAME}-{__version__}.dist-info/entry_points.txt").decode()
+        metadata = wheel.read(f"{DIST_NAME}-{__version__}.dist-info/METADATA").decode()
+    assert "exporter/__init__.py" in names and "exporter/simulator/__init__.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "deploy/")) or "__pycache__" in n]
+    assert re.search(r"^isolarcloud-exporter = exporter\.cli:main$", entry_points, re.M)
+    assert re.search(r"^isolarcloud-simulator = ", entry_points, re.M)
+    assert f"Version: {__version__}" in metadata
+    with tarfile.open(dist["sdist"]) as sdist:
+        members = {PurePosixPath(m).relative_to(f"{DIST_NAME}-{__version__}").as_posix()
+                   for m in sdist.getnames() if "/" in m}
+    assert {"pyproject.toml", "README.md", "exporter/__init__.py"} <= members
+
+
+def _version_of(bindir: Path) -> str:
+    return _run([str(bindir / "isolarcloud-exporter"), "--version"], env=_clean_env(), cwd=bindir).stdout
+
+
+def test_wheel_installs_in_a_clean_venv(dist, tmp_path):
+    bindir = _venv(tmp_path / "venv")
+    _pip_install(bindir, str(dist["wheel"]))
+    assert _version_of(bindir).split() == ["isolarcloud-exporter", __version__]
+
+
+def test_sdist_installs_in_a_clean_venv(dist, tmp_path):
+    bindir = _venv(tmp_path / "venv")
+    _pip_install(bindir, str(dist["sdist"]))
+    assert _version_of(bindir).split() == ["isolarcloud-exporter", __version__]
+
+
+def test_image_steps_give_a_working_exporter(image_venv, tmp_path):
+    """The image's entrypoint in --demo mode answers /-/healthy, and the image's own HEALTHCHECK
+    command (run with the image's interpreter) agrees."""
+    assert _version_of(image_venv).split() == ["isolarcloud-exporter", __version__]
+    _, (_, final) = parse_dockerfile(REPO / "Dockerfile")
+    (check,) = final.all("HEALTHCHECK")
+    interpreter, flag, healthcheck = json.loads(check.args[check.args.index("CMD [") + 4:])
+    assert (interpreter, flag) == ("python", "-c")
+    entrypoint = final.all("ENTRYPOINT")[-1].words()
+    port = free_port()
+    cmd = [str(image_venv / entrypoint[0]), "--demo", f"--web.listen-address=127.0.0.1:{port}"]
+    with running(cmd, env=_clean_env(), cwd=tmp_path) as proc:
+        wait_for(f"http://127.0.0.1:{port}/-/healthy", proc)
+        env = {**_clean_env(), "HEALTHCHECK_URL": f"http://127.0.0.1:{port}/-/healthy"}
+        probe = subprocess.run([str(image_venv / "python"), "-c", healthcheck], env=env, capture_output=True,
+                               text=True, timeout=30)
+        assert probe.returncode == 0, probe.stderr
+        body = wait_for(f"http://127.0.0.1:{port}/metrics", proc, deadline=60,
+                        predicate=lambda status, text: "isolarcloud_up" in text)
+        assert metric_value(body, "isolarcloud_exporter_build_info", version=__version__) == 1.0
+    # With nothing listening the same check must fail, or Docker would never see an unhealthy exporter.
+    probe = subprocess.run([str(image_venv / "python"), "-c", healthcheck], env=env, capture_output=True,
+                           text=True, timeout=30)
+    assert probe.returncode == 1
+
+
+def test_image_steps_give_the_simulator_of_the_demo_stack(image_venv, tmp_path):
+    port = free_port()
+    cmd = [str(image_venv / "isolarcloud-simulator"), "--listen-address", f"127.0.0.1:{port}", "--plants", "50"]
+    with running(cmd, env=_clean_env(), cwd=tmp_path) as proc:
+        wait_for(f"http://127.0.0.1:{port}/", proc, predicate=lambda status, body: status > 0)
+        assert http_get(f"http://127.0.0.1:{port}/")[0] < 500
