@@ -175,12 +175,12 @@ class OAuth2Auth:
     def recover(self) -> bool:
         if self._recovered:
             return False
+        self._recovered = True
         self.refresh()
         return True
 
     def refresh(self) -> None:
         with self._lock:
-            self._recovered = True
             self._adopt_newer_file()
             if self._dead is not None:
                 raise self._dead
@@ -329,13 +329,13 @@ class LoginAuth:
     def recover(self) -> bool:
         if self._recovered:
             return False
+        self._recovered = True
         self.token = None
         self.login()
         return True
 
     def login(self) -> None:
         with self._lock:
-            self._recovered = True
             body = {"appkey": self.appkey, "user_account": self.user_account,
                     "user_password": self.user_password, "lang": self.lang}
             try:
