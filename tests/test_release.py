@@ -9,6 +9,8 @@ fresh venv. Slow (venvs, an isolated build): marked `slow`, still part of the no
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -101,14 +104,35 @@ def assemble_build_context(root: Path) -> Path:
     return root / str(workdir).lstrip("/")
 
 
+@contextlib.contextmanager
+def _once(tmp_path_factory, name: str) -> Iterator[tuple[Path, bool]]:
+    """A directory for `name` made once per test run. Under pytest-xdist the workers of one run
+    share a base directory, so the first worker builds while the others wait on the lock and
+    reuse its result (a module fixture alone would build once per worker)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / name
+        shared.mkdir(exist_ok=True)
+        with open(shared.parent / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                done = shared / ".done"
+                yield shared, done.exists()
+                done.touch()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    else:
+        yield tmp_path_factory.mktemp(name), False
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> dict[str, Path]:
     """One build for the module: the sdist and the wheel (built from the sdist, as `python -m build`
     does), from exactly what the Dockerfile copies into its builder."""
-    root = tmp_path_factory.mktemp("docker-root")
-    context = assemble_build_context(root)
-    out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--outdir", str(out), str(context)], env=_clean_env())
+    with _once(tmp_path_factory, "release-dist") as (work, reuse):
+        out = work / "dist"
+        if not reuse:
+            context = assemble_build_context(work / "docker-root")
+            _run([sys.executable, "-m", "build", "--outdir", str(out), str(context)], env=_clean_env())
     wheels, sdists = list(out.glob("*.whl")), list(out.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in out.iterdir())
     return {"wheel": wheels[0], "sdist": sdists[0]}
@@ -118,12 +142,15 @@ def dist(tmp_path_factory) -> dict[str, Path]:
 def image_venv(dist, tmp_path_factory) -> Path:
     """The final image stage: wheels of the project and its dependencies collected as the builder
     does (`pip wheel`), then installed with `--no-index` so nothing but those wheels is used."""
-    wheels = tmp_path_factory.mktemp("wheels")
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(dist["wheel"])],
-         env=_clean_env())
-    bindir = _venv(tmp_path_factory.mktemp("image") / "venv")
-    (project_wheel,) = wheels.glob(f"{DIST_NAME}-*.whl")
-    _pip_install(bindir, "--no-cache-dir", "--no-index", f"--find-links={wheels}", str(project_wheel))
+    with _once(tmp_path_factory, "release-image") as (work, reuse):
+        bindir = work / "venv" / "bin"
+        if not reuse:
+            wheels = work / "wheels"
+            _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels),
+                  str(dist["wheel"])], env=_clean_env())
+            _venv(work / "venv")
+            (project_wheel,) = wheels.glob(f"{DIST_NAME}-*.whl")
+            _pip_install(bindir, "--no-cache-dir", "--no-index", f"--find-links={wheels}", str(project_wheel))
     return bindir
 
 
@@ -194,3 +221,16 @@ def test_image_steps_give_the_simulator_of_the_demo_stack(image_venv, tmp_path):
     with running(cmd, env=_clean_env(), cwd=tmp_path) as proc:
         wait_for(f"http://127.0.0.1:{port}/", proc, predicate=lambda status, body: status > 0)
         assert http_get(f"http://127.0.0.1:{port}/")[0] < 500
+
+
+def test_changelog_describes_this_version():
+    """Keep a Changelog: an Unreleased section on top, then one dated section per version, the
+    current one included."""
+    text = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, re.M)
+    assert headings[0] == ("Unreleased", "")
+    versions = [v for v, _ in headings[1:]]
+    assert __version__ in versions, f"CHANGELOG.md has no section for {__version__}"
+    assert all(date for _, date in headings[1:]), "every released version carries its date"
+    section = text.split(f"## [{__version__}]", 1)[1].split("\n## [", 1)[0]
+    assert "### Added" in section or "### Changed" in section or "### Fixed" in section
