@@ -35,7 +35,7 @@ LEGACY_FIELDS = ("ps_status", "alarm_count", "fault_count", "share_type", "provi
 MODEL_FIELDS = frozenset({
     "capacity_w", "utc_offset_h", "perf", "day_len_h", "base_load_w", "morning_w", "evening_w",
     "battery_share", "battery_wh", "soc0", "ambient_c", "update_lag_s", "absent_style", "price_per_kwh",
-    "currency", "weather_key",
+    "currency", "weather_key", "quirk_key", "uuid",
 })
 
 

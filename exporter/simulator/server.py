@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from .simulator import Simulator
 
 MAX_BODY = 4 * 1024 * 1024
-SLOW_BYTE_INTERVAL = 0.5
 
 
 class SimHTTPServer(ThreadingHTTPServer):
@@ -154,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
                 for i in range(len(data)):
                     self.wfile.write(data[i:i + 1])
                     self.wfile.flush()
-                    if stop.wait(SLOW_BYTE_INTERVAL):
+                    if stop.wait(self.server.sim.slow_byte_interval):
                         return
             else:
                 self.wfile.write(data)
@@ -181,7 +180,7 @@ class Handler(BaseHTTPRequestHandler):
         prefix = json.dumps(head)[:-1].encode() + b', "result_data": {"pageList": ['
         item = json.dumps({"ps_id": 1, "ps_name": "huge", "description": "x" * 900}).encode() + b","
         suffix = b'{"ps_id":2,"ps_name":"end"}],"rowCount":2}}'
-        count = max(1, (size - len(prefix) - len(suffix)) // len(item))
+        count = max(1, -(-(size - len(prefix) - len(suffix)) // len(item)))
         total = len(prefix) + count * len(item) + len(suffix)
         self.close_connection = True
         block = item * max(1, 65536 // len(item))

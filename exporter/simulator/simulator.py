@@ -72,6 +72,7 @@ class Simulator:
         min_call_interval: float | None = None,
         data_interval: float = 300.0,
         huge_size: int = 64 * 1024 * 1024,
+        slow_byte_interval: float = 0.5,
         log_requests: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -88,6 +89,7 @@ class Simulator:
         self.oauth_error_status = oauth_error_status
         self.data_interval = data_interval
         self.huge_size = huge_size
+        self.slow_byte_interval = slow_byte_interval
         self.log_requests = log_requests
         self.clock = clock
         self.fleet = Fleet(seed, plants, clock())
