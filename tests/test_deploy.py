@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _deploy_support import (
+
+from exporter import __version__
+from exporter.config import SECRET_KEYS, load_config, parse_config
+from tests._deploy_support import (
     DEMO_CREDENTIALS,
     REPO,
     compose_expand,
@@ -29,9 +32,6 @@ from _deploy_support import (
     tool,
     wait_for,
 )
-
-from exporter import __version__
-from exporter.config import SECRET_KEYS, load_config, parse_config
 
 DOCKERFILE = REPO / "Dockerfile"
 DEMO = REPO / "docker-compose.yml"

@@ -13,9 +13,9 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from _deploy_support import REPO, tool
 
 from exporter.config import SECRET_KEYS, parse_config
+from tests._deploy_support import REPO, tool
 
 K8S = REPO / "deploy/kubernetes"
 GENERATOR = K8S / "generate.py"

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
-from _deploy_support import (
+
+from exporter import __version__
+from tests._deploy_support import (
     REPO,
     docker_ignored,
     dockerignore_patterns,
@@ -34,8 +36,6 @@ from _deploy_support import (
     running,
     wait_for,
 )
-
-from exporter import __version__
 
 pytestmark = pytest.mark.slow
 
