@@ -1,14 +1,13 @@
 """Prometheus rules: promtool validation, promtool unit tests, and the conventions of the rule files.
 
 promtool comes from the Debian package `prometheus` (/usr/bin/promtool). Without it these tests skip on a
-developer machine but fail under CI=true, so CI can never pass by silently testing nothing.
+developer machine but fail under CI=true (the `promtool` fixture of conftest.py), so CI can never pass by
+silently testing nothing.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,15 +24,6 @@ JOB_SELECTOR = 'job="isolarcloud"'
 SEVERITIES = {"critical", "warning", "info"}
 # The cloud refreshes every 5 minutes: a shorter `for:` could fire on a single poll.
 MIN_FOR_SECONDS = 5 * 60
-
-
-def promtool() -> str:
-    path = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("promtool not found; CI must install it (Debian package `prometheus`)")
-    pytest.skip("promtool not found (install the Debian package `prometheus`)")
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -62,34 +52,34 @@ def contract_metrics() -> set[str]:
 # --------------------------------------------------------------------------- promtool
 
 
-def test_promtool_check_rules():
-    result = run(promtool(), "check", "rules", ALERTS, RULES)
+def test_promtool_check_rules(promtool):
+    result = run(promtool, "check", "rules", ALERTS, RULES)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_check_example_config():
+def test_promtool_check_example_config(promtool):
     # Also loads the rule files it references (relative to prometheus/prometheus.yml).
-    result = run(promtool(), "check", "config", PROM / "prometheus.yml")
+    result = run(promtool, "check", "config", PROM / "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 rule files found" in result.stdout
 
 
-def test_promtool_unit_tests():
+def test_promtool_unit_tests(promtool):
     assert UNIT_TESTS, "no promtool unit tests in prometheus/tests/"
-    result = run(promtool(), "test", "rules", *UNIT_TESTS)
+    result = run(promtool, "test", "rules", *UNIT_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(UNIT_TESTS)
 
 
-def test_job_selector_is_one_sed_away(tmp_path):
+def test_job_selector_is_one_sed_away(tmp_path, promtool):
     """The documented rename (`sed s/job="isolarcloud"/job="solar"/g`) leaves valid rules and no old job."""
     for source in (ALERTS, RULES):
         renamed = source.read_text(encoding="utf-8").replace(JOB_SELECTOR, 'job="solar"')
         assert JOB_SELECTOR not in renamed
         (tmp_path / source.name).write_text(renamed, encoding="utf-8")
-    result = run(promtool(), "check", "rules", tmp_path / "alerts.yml", tmp_path / "rules.yml")
+    result = run(promtool, "check", "rules", tmp_path / "alerts.yml", tmp_path / "rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     expressions = [r["expr"] for r in rules_of(tmp_path / "alerts.yml") + rules_of(tmp_path / "rules.yml")]
     assert all("isolarcloud" not in re.sub(r"isolarcloud_[a-z_:]+", "", e) for e in expressions)
