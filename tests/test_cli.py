@@ -1,0 +1,122 @@
+"""The command line as users run it: --version, --demo, the authorize subcommand, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from exporter import __version__
+from exporter.simulator import Simulator
+from tests.conftest import samples, select, value
+
+EXPORTER = [sys.executable, "-m", "exporter"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url, timeout=5)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_version() -> None:
+    out = subprocess.run([*EXPORTER, "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == f"isolarcloud-exporter {__version__}"
+
+
+def test_missing_config_flag_is_a_usage_error() -> None:
+    out = subprocess.run(EXPORTER, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "isolarcloud-exporter: --config.file is required (or try --demo)"
+
+
+def test_demo_serves_both_auth_modes_and_stops_on_sigterm() -> None:
+    port = free_port()
+    proc = subprocess.Popen([*EXPORTER, "--demo", "--demo.plants", "12", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/-/healthy")
+        found = samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text)
+        for account in ("demo-oauth2", "demo-login"):
+            assert value(found, "isolarcloud_up", account=account) == 1
+            assert select(found, "isolarcloud_plant_info", account=account)
+            assert select(found, "isolarcloud_plant_power_watts", account=account)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 2
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+    assert "Demo running" in err and f"127.0.0.1:{port}/metrics" in err
+
+
+def test_authorize_exchanges_a_code_into_the_token_file(tmp_path: Path) -> None:
+    with Simulator(plants=6, seed=31) as sim:
+        token_file = tmp_path / "tokens.json"
+        redirect = "https://example.com/callback"
+        config = {"accounts": [{"name": "home", "region": "europe", "base_url": sim.url, "realtime": {"enabled": False},
+                                "auth": {"mode": "oauth2", "appkey": sim.appkey, "secret_key": sim.secret_key,
+                                         "token_file": str(token_file), "application_id": "4242",
+                                         "redirect_uri": redirect}}]}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        # Interactive: prints the region's authorisation URL, accepts the whole redirected URL.
+        code = sim.create_authorization_code(redirect)
+        out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "home"],
+                             input=f"{redirect}?code={code}\n", capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert ("https://web3.isolarcloud.eu/#/authorized-app?cloudId=3&applicationId=4242&redirectUrl="
+                "https%3A%2F%2Fexample.com%2Fcallback") in out.stdout
+        stored = json.loads(token_file.read_text())
+        assert stored["refresh_token"] and stored["access_token"]
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        assert stored["refresh_token"] not in out.stdout + out.stderr
+        assert stored["access_token"] not in out.stdout + out.stderr
+        # A used code fails clearly and leaves the stored tokens alone.
+        again = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "home",
+                                "--code", code], capture_output=True, text=True, timeout=30)
+        assert again.returncode == 1 and "authorise again" in again.stderr
+        assert json.loads(token_file.read_text()) == stored
+        # The exporter starts from that file with no token in its configuration.
+        port = free_port()
+        proc = subprocess.Popen([*EXPORTER, "--config.file", str(path), f"--web.listen-address=127.0.0.1:{port}"],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/-/healthy")
+            found = samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text)
+            assert value(found, "isolarcloud_up", account="home") == 1
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_authorize_refuses_a_login_account(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"accounts": [{"name": "l", "region": "europe", "auth": {
+        "mode": "login", "appkey": "a" * 8, "secret_key": "b" * 8, "user_account": "u", "user_password": "p" * 8}}]}))
+    out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "l", "--code", "x"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "authorize needs auth.mode oauth2 and a token_file" in out.stderr
