@@ -528,3 +528,21 @@ def test_exporter_runs_with_memory_deny_write_execute(tmp_path):
         body = wait_for(f"http://127.0.0.1:{port}/metrics", proc, deadline=60,
                         predicate=lambda status, text: "isolarcloud_up" in text)
         assert metric_value(body, "isolarcloud_exporter_build_info", version=__version__) == 1.0
+
+
+def test_image_tags_follow_the_package_version():
+    """Release hygiene: a version bump in exporter/__init__.py must reach every place that names the
+    exporter image, or the stacks would run the previous release."""
+    tags = {}
+    for compose_file in (DEMO, REAL):
+        for name, service in load_compose(compose_file)["services"].items():
+            if service["image"].startswith("isolarcloud-exporter:"):
+                tags[f"{compose_file.name}:{name}"] = compose_expand(service["image"]).split(":", 1)[1]
+    kustomization = yaml.safe_load((REPO / "deploy/kubernetes/kustomization.yaml").read_text())
+    for image in kustomization["images"]:
+        tags[f"kustomization:{image['name']}"] = image["newTag"]
+    deployment = yaml.safe_load((REPO / "deploy/kubernetes/deployment.yaml").read_text())
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        tags[f"deployment:{container['name']}"] = container["image"].split(":", 1)[1]
+    assert len(tags) >= 5
+    assert {where: tag for where, tag in tags.items() if tag != __version__} == {}
