@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlparse
@@ -145,7 +146,7 @@ def _demo_config(plants: int) -> tuple[Config, list[Any]]:
     }
     config = parse_config(data, env={}, base_dir=state)
     # The short interval is the point of a demo; its "spends quota" warning would only confuse here.
-    return Config(**{**config.__dict__, "warnings": ()}), [oauth_sim, login_sim]
+    return replace(config, warnings=()), [oauth_sim, login_sim]
 
 
 def authorize(args: argparse.Namespace) -> int:

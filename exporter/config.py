@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -424,6 +424,4 @@ def _inline_secret(data: dict[str, Any], index: int) -> bool:
 
 
 def _with_warning(config: Config, warning: str) -> Config:
-    from dataclasses import replace
-
     return replace(config, warnings=(*config.warnings, warning))
