@@ -247,8 +247,13 @@ def test_demo_stack_services_and_ports():
     assert grafana_env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer", "anonymous users may only look"
 
 
+def _demo_exporter_env() -> dict[str, str]:
+    return {k: str(v) for k, v in load_compose(DEMO)["services"]["exporter"]["environment"].items()}
+
+
 def test_demo_config_points_at_the_simulator_with_demo_credentials():
-    config = load_config(REPO / "deploy/compose/config.demo.yaml", env={})
+    config = load_config(REPO / "deploy/compose/config.demo.yaml", env=_demo_exporter_env())
+    assert config.warnings == (), "a clean first impression: no warning in the demo's log"
     (account,) = config.accounts
     assert account.base_url == "http://simulator:8080"
     assert account.auth.mode == "login"
@@ -391,8 +396,7 @@ def test_demo_config_serves_metrics_end_to_end(tmp_path):
     raw["accounts"][0]["base_url"] = f"http://127.0.0.1:{sim_port}"
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw))
-    config.chmod(0o600)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **_demo_exporter_env()}
     simulator = [sys.executable, "-m", "exporter.simulator", "--listen-address", f"127.0.0.1:{sim_port}",
                  "--plants", "50"]
     exporter = [sys.executable, "-m", "exporter", f"--config.file={config}",
