@@ -6,17 +6,21 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup.sh
 source scripts/setup.sh test
 
-# promtool and prometheus (Debian package `prometheus`) prove the rules and dashboards against the real thing.
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+# Tools from Debian packages: promtool and prometheus (package prometheus) prove the rules and dashboards
+# against the real thing; systemd-analyze (package systemd) verifies the unit file.
+missing=()
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "== installing the Debian package prometheus (promtool, prometheus)"
+    echo "== installing Debian packages: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   elif [ "${CI:-}" = "true" ]; then
-    echo "FATAL: promtool/prometheus missing and cannot be installed (need root and apt-get)" >&2
+    echo "FATAL: Debian packages missing and cannot be installed (need root and apt-get): ${missing[*]}" >&2
     exit 1
   else
-    echo "WARNING: promtool/prometheus missing: install the Debian package 'prometheus'; those tests will skip" >&2
+    echo "WARNING: install the Debian packages ${missing[*]}; the tests that need them will skip" >&2
   fi
 fi
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,13 +24,17 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def require_tool(name: str) -> str:
-    """Path of an external tool; missing tools fail in CI (never skip there) and skip elsewhere."""
+    """Path of an external tool (beside the interpreter, i.e. in the venv, or on PATH); missing tools fail in
+    CI, where the test command installs them, and skip elsewhere."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
     path = shutil.which(name)
     if path:
         return path
     if IN_CI:
-        pytest.fail(f"{name} is required in CI (the test command installs the Debian package 'prometheus')")
-    pytest.skip(f"{name} not installed (Debian package 'prometheus')")
+        pytest.fail(f"{name} is required in CI; ./scripts/test.sh installs it")
+    pytest.skip(f"{name} not installed; ./scripts/test.sh installs it")
 
 
 @pytest.fixture

