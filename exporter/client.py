@@ -6,14 +6,18 @@ Every request is reported to a `record(endpoint, result)` callback so that each 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 Recorder = Callable[[str, str], None]
 
@@ -58,8 +62,10 @@ class ResultError(ApiError):
     """Any other non-success result code."""
 
 
-def _classify_exception(exc: Exception) -> tuple[str, str]:
-    """A requests exception → (metric result, safe message)."""
+def _classify_exception(exc: Exception, cut: bool = False, timeout: float = 0.0) -> tuple[str, str]:
+    """A requests exception → (metric result, safe message); `cut` when the deadline watchdog ended it."""
+    if cut:
+        return "timeout", f"response not complete within {timeout:g}s"
     if isinstance(exc, requests.exceptions.SSLError):
         return "tls_error", "TLS error"
     if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)):
@@ -72,6 +78,72 @@ def _classify_exception(exc: Exception) -> tuple[str, str]:
             return "connection_refused", "connection refused"
         cause = cause.__cause__ or cause.__context__ or _reason(cause)
     return "connection_error", f"connection failed ({type(exc).__name__})"
+
+
+class _Watchdog:
+    """Cuts the connection of one request at its total deadline.
+
+    requests' read timeout applies to each socket read, so a server that drips a byte now and then (headers
+    included) would hold a refresh forever; shutting the socket down makes the blocked read return at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.connection: HTTPConnection | None = None
+        self.cut = False
+        self.done = False
+        self._lock = threading.Lock()
+        self._arm(seconds)
+
+    def _arm(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.cut = True
+            sock = getattr(self.connection, "sock", None)
+            if sock is None:  # still connecting (bounded by the connect timeout): look again shortly
+                self._arm(0.1)
+                return
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket call, also for TLS sockets
+
+    def stop(self) -> None:
+        with self._lock:
+            self.done = True
+            self._timer.cancel()
+
+
+_current = threading.local()  # the watchdog of the request the calling thread is making
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watchdog = getattr(_current, "watchdog", None)
+        if watchdog is not None:
+            watchdog.connection = self
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 def _reason(exc: BaseException) -> BaseException | None:
@@ -94,6 +166,8 @@ class Transport:
         self.session = session or requests.Session()
         # The gateway is reached directly; a proxy from the environment is still honoured by requests.
         self.session.headers["User-Agent"] = "isolarcloud-exporter"
+        for prefix in ("http://", "https://"):
+            self.session.mount(prefix, _WatchedAdapter())
 
     def close(self) -> None:
         self.session.close()
@@ -116,6 +190,15 @@ class Transport:
 
     def _send(self, path: str, endpoint: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
         deadline = time.monotonic() + self.timeout
+        watchdog = _current.watchdog = _Watchdog(self.timeout)
+        try:
+            return self._exchange(path, endpoint, body, headers, deadline, watchdog)
+        finally:
+            watchdog.stop()
+            _current.watchdog = None
+
+    def _exchange(self, path: str, endpoint: str, body: dict[str, Any], headers: dict[str, str], deadline: float,
+                  watchdog: _Watchdog) -> bytes:
         try:
             response = self.session.post(
                 self.base_url + path,
@@ -126,7 +209,7 @@ class Transport:
                 allow_redirects=False,
             )
         except requests.exceptions.RequestException as exc:
-            result, message = _classify_exception(exc)
+            result, message = _classify_exception(exc, watchdog.cut, self.timeout)
             raise TransportError(endpoint, result, message) from None
         try:
             chunks: list[bytes] = []
@@ -142,7 +225,7 @@ class Transport:
                 if time.monotonic() > deadline:
                     raise TransportError(endpoint, "timeout", f"response not complete within {self.timeout:g}s")
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            result, message = _classify_exception(exc)
+            result, message = _classify_exception(exc, watchdog.cut, self.timeout)
             raise TransportError(endpoint, result, message) from None
         finally:
             response.close()
