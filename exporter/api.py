@@ -42,22 +42,22 @@ class IsolarcloudApi:
         self.page_size = page_size
         self.filters = filters
 
-    def call(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def call(self, path: str, params: dict[str, Any], require_list: str | None = None) -> dict[str, Any]:
         try:
             headers, body = self.auth.sign(path, params)
-            return self.transport.post(path, body, headers)
+            return self.transport.post(path, body, headers, require_list)
         except TokenError:
             if not self.auth.recover():
                 raise
         headers, body = self.auth.sign(path, params)
-        return self.transport.post(path, body, headers)
+        return self.transport.post(path, body, headers, require_list)
 
     def list_page(self, page: int) -> tuple[list[dict[str, Any]], int | None]:
         if self.auth.mode == "oauth2":
             path, params = OAUTH_LIST_PATH, {"page": page, "size": self.page_size, **self.filters}
         else:
             path, params = LEGACY_LIST_PATH, {"curPage": page, "size": self.page_size, **self.filters}
-        data = self.call(path, params)
+        data = self.call(path, params, require_list="pageList")
         rows = data.get("pageList")
         if not isinstance(rows, list):
             raise ResponseError(path.rsplit("/", 1)[-1], "invalid_response", "result_data has no pageList list")
@@ -102,7 +102,7 @@ class IsolarcloudApi:
         failed: set[str] = set()
         for points in _chunks(list(point_ids), MAX_POINTS_PER_CALL):
             data = self.call(REALTIME_PATH, {"ps_id_list": list(ps_ids), "point_id_list": points,
-                                             "is_get_point_dict": "1"})
+                                             "is_get_point_dict": "1"}, require_list="device_point_list")
             entries = data.get("device_point_list")
             if not isinstance(entries, list):
                 raise ResponseError("getPowerStationRealTimeData", "invalid_response",

@@ -172,11 +172,16 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
-    def post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-        """POST and return `result_data` (a dict) of a successful envelope, or raise an ApiError subclass."""
+    def post(self, path: str, body: dict[str, Any], headers: dict[str, str],
+             require_list: str | None = None) -> dict[str, Any]:
+        """POST and return `result_data` (a dict) of a successful envelope, or raise an ApiError subclass.
+        `require_list` names a key of `result_data` that must hold a list: a call without it is recorded as
+        invalid_response, not as a success."""
         endpoint = endpoint_name(path)
         try:
             data = envelope(endpoint, self.fetch(path, body, headers))
+            if require_list is not None and not isinstance(data.get(require_list), list):
+                raise ResponseError(endpoint, "invalid_response", f"result_data has no {require_list} list")
         except ApiError as exc:
             self.record(endpoint, exc.result)
             raise
