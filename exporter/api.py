@@ -26,6 +26,14 @@ class PlantList:
     reported_total: int | None = None
     pages: int = 0
     duplicates: int = 0
+    totals: list[int] = field(default_factory=list)  # the total each page reported
+
+    @property
+    def consistent(self) -> bool:
+        """Every page reported the same total and exactly that many distinct plants were read. A list that
+        changed while it was paged (plants added or removed shift the pages) or a page that repeated or
+        skipped plants fails this; without a reported total nothing can be checked."""
+        return not self.totals or (len(set(self.totals)) == 1 and len(self.rows) == self.totals[0])
 
 
 @dataclass
@@ -69,14 +77,17 @@ class IsolarcloudApi:
         seen: set[Any] = set()
         page = 1
         page_limit: int | None = None
+        size = 0  # rows per page as served: a gateway may cap the page size silently
         while True:
             rows, total = self.list_page(page)
             result.pages += 1
+            size = max(size, len(rows))
             if total is not None:
                 result.reported_total = total
+                result.totals.append(total)
                 # The total may change between pages; allow two extra pages for plants added meanwhile but
                 # never page forever through a server that keeps repeating full pages.
-                page_limit = max(page_limit or 0, math.ceil(total / self.page_size) + 2)
+                page_limit = max(page_limit or 0, math.ceil(total / max(size, 1)) + 2)
             for row in rows:
                 key = str(row.get("ps_id"))
                 if key in seen:
@@ -84,9 +95,11 @@ class IsolarcloudApi:
                     continue
                 seen.add(key)
                 result.rows.append(row)
-            if len(rows) < self.page_size:
+            if not rows:
                 break
-            if total is not None and page * self.page_size >= total:
+            if total is None and len(rows) < self.page_size:
+                break
+            if total is not None and page * size >= total:
                 break
             if page_limit is not None and page >= page_limit:
                 break

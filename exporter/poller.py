@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from .api import IsolarcloudApi
 from .auth import Auth
-from .client import ApiError, CredentialError, QuotaError
+from .client import ApiError, CredentialError, QuotaError, ResponseError
 from .config import AccountConfig, Config
 from .model import POINTS, Plant, apply_legacy_values, apply_realtime, parse_plant
 
@@ -238,6 +238,16 @@ class AccountPoller:
 
     def _fetch(self) -> tuple[list[Plant], int | None, dict[str, tuple[str, str]]]:
         listing = self.api.all_plants()
+        if not listing.consistent:
+            # Plants added or removed while paging shift the pages; read the list once more rather than
+            # present a fleet with plants missing or doubled as the whole fleet.
+            self.log.warning("plant list inconsistent (totals %s, %d distinct plants read); reading it again",
+                             sorted(set(listing.totals)), len(listing.rows))
+            listing = self.api.all_plants()
+            if not listing.consistent:
+                raise ResponseError("list", "inconsistent_list",
+                                    f"plant list inconsistent twice (totals {sorted(set(listing.totals))}, "
+                                    f"{len(listing.rows)} distinct plants read); keeping the previous snapshot")
         plants: list[Plant] = []
         unknown_units: list[str] = []
         for row in listing.rows:
