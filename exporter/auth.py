@@ -116,6 +116,9 @@ class Auth(Protocol):
     def expiries(self) -> dict[str, float]:
         """Known token expiry times by kind (access, refresh, login)."""
 
+    def renewed(self) -> bool:
+        """After rejected credentials: new ones arrived (the token file changed), so a retry can start now."""
+
 
 class OAuth2Auth:
     """Bearer tokens with a rotating refresh token, persisted to `token_file` when one is configured."""
@@ -156,6 +159,11 @@ class OAuth2Auth:
 
     def start_cycle(self) -> None:
         self._recovered = False
+
+    def renewed(self) -> bool:
+        if self._dead is None or self.token_file is None:
+            return False
+        return self.token_file.stamp() not in (None, self._file_stamp)
 
     def expiries(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -255,6 +263,7 @@ class OAuth2Auth:
             stored = self.token_file.load()
         except TokenFileError as exc:
             log.error("%s", exc)
+            self._file_stamp = stamp  # read it again only once it changes again
             return False
         self._file_stamp = stamp
         if stored is None or stored.refresh_token == self.tokens.refresh_token:
@@ -312,6 +321,9 @@ class LoginAuth:
 
     def start_cycle(self) -> None:
         self._recovered = False
+
+    def renewed(self) -> bool:
+        return False  # the password comes from the configuration, which is read once
 
     def expiries(self) -> dict[str, float]:
         return {"login": self.token_expires_at} if self.token and self.token_expires_at else {}

@@ -165,7 +165,9 @@ class AccountPoller:
         """Start a background refresh when one is due; returns at once."""
         now = self.clock()
         with self.lock:
-            if self.refreshing or now < self.due_at or now < self.backoff_until:
+            waiting = now < self.due_at or now < self.backoff_until
+            # A re-authorisation (new token file) ends a credential backoff at once.
+            if self.refreshing or (waiting and not (self.backoff_until > now and self.auth.renewed())):
                 return
             if self.attempted and self._over_budget(now):
                 return
@@ -300,6 +302,7 @@ class AccountPoller:
             self.snapshot = Snapshot(tuple(plants), now, reported, self.generation, names)
             self.ok = True
             self.failures = 0
+            self.backoff_until = 0.0
             self.last_success = now
             self.last_error = None
             self._finish(now, duration, "success")
