@@ -1,9 +1,10 @@
 """Render each snapshot once, gzip it once, serve the bytes until the next snapshot.
 
 The per-plant section (almost all of the bytes) is rendered from `metrics.PLANT_FAMILIES` when the set of
-snapshots changes and cached per exposition format, together with a zlib compressor paused after it. A scrape
-only renders the small status section through prometheus_client and finishes a copy of that compressor, so the
-gzip body is one ordinary stream. The output is the same as prometheus_client's for `PlantCollector`.
+snapshots changes and cached per exposition format (as one chunk per family, written out without copying),
+together with a zlib compressor paused after it. A scrape only renders the small status section through
+prometheus_client and finishes a copy of that compressor, so the gzip body is one ordinary stream. The output is
+the same as prometheus_client's for `PlantCollector`.
 """
 
 from __future__ import annotations
@@ -42,14 +43,20 @@ def _help(text: str, openmetrics: bool) -> str:
 
 def render_plants(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) -> str:
     """The per-plant families in one pass per family; label strings are built once per plant."""
+    return "".join(_plant_families(snapshots, openmetrics))
+
+
+def _plant_families(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) -> Iterator[str]:
+    """The per-plant section one family at a time, so that it can be encoded piecewise: one str of the whole
+    section would take 4 bytes per character as soon as a single plant name holds an emoji."""
     rows = []
     for account, snapshot in snapshots:
         for plant in snapshot.plants:
             a, ps_id, name, ps_type = (_label(v) for v in plant_label_values(account, plant))
             rows.append((plant, a, ps_id, name, ps_type, f'account="{a}",ps_id="{ps_id}",ps_name="{name}",'
                                                          f'ps_type="{ps_type}"'))
-    out: list[str] = []
     for family in PLANT_FAMILIES:
+        out: list[str] = []
         sample = family.name
         header, kind = family.name, family.kind
         if family.kind == "counter":
@@ -72,7 +79,8 @@ def render_plants(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) 
                           f'ps_type="{ps_type}",ps_type_code="{_label(e["ps_type_code"])}",'
                           f'time_zone="{_label(e["time_zone"])}"')
             out.append(f"{sample}{{{labels}}} {floatToGoString(value)}\n")
-    out.append(f"# HELP {POINT_VALUE} {_help(POINT_VALUE_HELP, openmetrics)}\n# TYPE {POINT_VALUE} gauge\n")
+        yield "".join(out)
+    out = [f"# HELP {POINT_VALUE} {_help(POINT_VALUE_HELP, openmetrics)}\n# TYPE {POINT_VALUE} gauge\n"]
     names = {account: snapshot.point_names for account, snapshot in snapshots}
     for plant, a, ps_id, name, ps_type, _labels in rows:
         for point_id, value in plant.extra_points.items():
@@ -81,7 +89,23 @@ def render_plants(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) 
             out.append(f'{POINT_VALUE}{{account="{a}",point_id="{_label(point_id)}",'
                        f'point_name="{_label(point_name)}",ps_id="{ps_id}",ps_name="{name}",ps_type="{ps_type}",'
                        f'unit="{_label(unit)}"}} {floatToGoString(value)}\n')
-    return "".join(out)
+    yield "".join(out)
+
+
+def _coalesce(chunks: Iterable[bytes], least: int = 1 << 20) -> list[bytes]:
+    """Join small neighbouring chunks (a small fleet's families) so that a scrape is a few large writes."""
+    out: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        group.append(chunk)
+        size += len(chunk)
+        if size >= least:
+            out.append(b"".join(group) if len(group) > 1 else chunk)
+            group, size = [], 0
+    if group:
+        out.append(b"".join(group))
+    return out
 
 
 class _Collectors:
@@ -98,7 +122,7 @@ class _Collectors:
 @dataclass
 class _Rendered:
     key: tuple[tuple[str, int], ...]
-    body: bytes
+    chunks: list[bytes]  # the plant section, one chunk per family: never copied into one string or body
     gzip_prefix: bytes | None = None
     gzip_state: zlib._Compress | None = None  # type: ignore[name-defined]
 
@@ -119,24 +143,31 @@ class Exposition:
         with self._lock:
             cached = self._cache.get(openmetrics)
             if cached is None or cached.key != key:
-                cached = _Rendered(key, render_plants(snapshots, openmetrics).encode())
+                # Let every outdated section go (either format) before the new one is built.
+                cached = None
+                self._cache = {fmt: r for fmt, r in self._cache.items() if r.key == key}
+                cached = _Rendered(key, _coalesce(f.encode() for f in _plant_families(snapshots, openmetrics)))
                 self._cache[openmetrics] = cached
                 self.renders += 1
             if gzip and cached.gzip_state is None:
                 state = zlib.compressobj(6, zlib.DEFLATED, 31)
-                cached.gzip_prefix = state.compress(cached.body)
+                cached.gzip_prefix = b"".join([state.compress(chunk) for chunk in cached.chunks])
                 cached.gzip_state = state
             return cached
 
     def render(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:
+        return b"".join(self.render_parts(states, openmetrics=openmetrics, gzip=gzip))
+
+    def render_parts(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> list[bytes]:
+        """The body as a list of byte strings to be written in order: the cached section is never copied."""
         plants = self._plants(states, openmetrics, gzip)
         registry = _Collectors([StatusCollector(lambda: states), *self.runtime])
         status = (om_format.generate_latest(registry) if openmetrics else text_format.generate_latest(registry))
         if not gzip:
-            return plants.body + status
+            return [*plants.chunks, status]
         assert plants.gzip_state is not None and plants.gzip_prefix is not None
         state = plants.gzip_state.copy()
-        return plants.gzip_prefix + state.compress(status) + state.flush()
+        return [plants.gzip_prefix, state.compress(status) + state.flush()]
 
 
 def content_type(openmetrics: bool) -> str:
