@@ -2,13 +2,14 @@
 
 The per-plant section (almost all of the bytes) is rendered from `metrics.PLANT_FAMILIES` when the set of
 snapshots changes and cached per exposition format (as one chunk per family, written out without copying),
-together with a zlib compressor paused after it. A scrape only renders the small status section through
-prometheus_client and finishes a copy of that compressor, so the gzip body is one ordinary stream. The output is
+together with its deflate stream up to a sync flush. A scrape only renders the small status section through
+prometheus_client and deflates it after that point, so the gzip body is one ordinary stream. The output is
 the same as prometheus_client's for `PlantCollector`.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -123,8 +124,9 @@ class _Collectors:
 class _Rendered:
     key: tuple[tuple[str, int], ...]
     chunks: list[bytes]  # the plant section, one chunk per family: never copied into one string or body
-    gzip_prefix: bytes | None = None
-    gzip_state: zlib._Compress | None = None  # type: ignore[name-defined]
+    gzip_prefix: bytes | None = None  # gzip header + the section's deflate stream, sync-flushed (byte-aligned)
+    crc: int = 0  # CRC-32 and length of the section, for the gzip trailer
+    size: int = 0
 
 
 class Exposition:
@@ -149,10 +151,14 @@ class Exposition:
                 cached = _Rendered(key, _coalesce(f.encode() for f in _plant_families(snapshots, openmetrics)))
                 self._cache[openmetrics] = cached
                 self.renders += 1
-            if gzip and cached.gzip_state is None:
+            if gzip and cached.gzip_prefix is None:
                 state = zlib.compressobj(6, zlib.DEFLATED, 31)
-                cached.gzip_prefix = b"".join([state.compress(chunk) for chunk in cached.chunks])
-                cached.gzip_state = state
+                parts = [state.compress(chunk) for chunk in cached.chunks]
+                parts.append(state.flush(zlib.Z_SYNC_FLUSH))
+                for chunk in cached.chunks:
+                    cached.crc = zlib.crc32(chunk, cached.crc)
+                    cached.size += len(chunk)
+                cached.gzip_prefix = b"".join(parts)
             return cached
 
     def render(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:
@@ -165,9 +171,12 @@ class Exposition:
         status = (om_format.generate_latest(registry) if openmetrics else text_format.generate_latest(registry))
         if not gzip:
             return [*plants.chunks, status]
-        assert plants.gzip_state is not None and plants.gzip_prefix is not None
-        state = plants.gzip_state.copy()
-        return [plants.gzip_prefix, state.compress(status) + state.flush()]
+        assert plants.gzip_prefix is not None
+        # The cached stream stops at a sync flush, so a fresh raw deflate stream can carry on from there (a copy
+        # of a paused compressor costs more than compressing the small status section anew).
+        tail = zlib.compressobj(6, zlib.DEFLATED, -15)
+        trailer = struct.pack("<II", zlib.crc32(status, plants.crc), (plants.size + len(status)) & 0xFFFFFFFF)
+        return [plants.gzip_prefix, tail.compress(status) + tail.flush() + trailer]
 
 
 def content_type(openmetrics: bool) -> str:
