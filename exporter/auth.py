@@ -207,25 +207,31 @@ class OAuth2Auth:
     def _refresh_once(self) -> None:
         body = {"appkey": self.appkey, "refresh_token": self.tokens.refresh_token}
         try:
-            doc = self.transport.fetch(REFRESH_PATH, body, {"x-access-key": self.secret_key})
+            fresh = self._token_call(REFRESH_PATH, body, "refresh")
+        except CredentialError as exc:
+            raise self._die(exc) from None
+        self._store(fresh)
+
+    def _token_call(self, path: str, body: dict[str, Any], kind: str) -> dict[str, Any]:
+        """A token endpoint: the new tokens, or the typed error; counted either way."""
+        endpoint = endpoint_name(path)
+        try:
+            doc = self.transport.fetch(path, body, {"x-access-key": self.secret_key})
             fresh = _token_fields(doc)
             if not fresh.get("access_token"):
-                check_result(endpoint_name(REFRESH_PATH), doc)
-                code = str(_data(doc).get("code", "none"))
-                raise CredentialError("refreshToken", f"refresh_code_{code}"[:24],
-                                      f"refresh refused (code {code}): re-authorise with "
-                                      "`isolarcloud-exporter authorize`")
-        except CredentialError as exc:
-            self.transport.record("refreshToken", exc.result)
-            self.record_auth("refresh", "failure")
-            raise self._die(exc) from None
+                check_result(endpoint, doc)
+                # result_code "1" without a token: the reason is in result_data.code (e.g. 5 invalid token).
+                code = "".join(ch for ch in str(_data(doc).get("code", "none")) if ch.isalnum() or ch == "-")[:8]
+                raise CredentialError(endpoint, f"{kind}_code_{code}",
+                                      f"{kind} refused (code {code}): re-authorise with `isolarcloud-exporter "
+                                      "authorize`")
         except ApiError as exc:
-            self.transport.record("refreshToken", exc.result)
-            self.record_auth("refresh", "failure")
+            self.transport.record(endpoint, exc.result)
+            self.record_auth(kind, "failure")
             raise
-        self.transport.record("refreshToken", "1")
-        self.record_auth("refresh", "success")
-        self._store(fresh)
+        self.transport.record(endpoint, "1")
+        self.record_auth(kind, "success")
+        return fresh
 
     def _store(self, fresh: dict[str, Any]) -> None:
         now = self.clock()
@@ -278,18 +284,7 @@ class OAuth2Auth:
         """One-time authorisation code → tokens, persisted at once (the code cannot be used twice)."""
         body = {"appkey": self.appkey, "grant_type": "authorization_code", "code": code,
                 "redirect_uri": redirect_uri}
-        try:
-            doc = self.transport.fetch(TOKEN_PATH, body, {"x-access-key": self.secret_key})
-            fresh = _token_fields(doc)
-            if not fresh.get("access_token"):
-                check_result(endpoint_name(TOKEN_PATH), doc)
-                raise CredentialError("token", "no_token", "the code exchange returned no token")
-        except ApiError as exc:
-            self.transport.record("token", exc.result)
-            self.record_auth("code_exchange", "failure")
-            raise
-        self.transport.record("token", "1")
-        self.record_auth("code_exchange", "success")
+        fresh = self._token_call(TOKEN_PATH, body, "code_exchange")
         self._store(fresh)
         return fresh
 
