@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
@@ -27,6 +27,7 @@ from .poller import AccountState, Snapshot
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+EOF = b"# EOF\n"
 
 
 def wants_openmetrics(accept: str | None) -> bool:
@@ -109,6 +110,29 @@ def _coalesce(chunks: Iterable[bytes], least: int = 1 << 20) -> list[bytes]:
     return out
 
 
+class _One:
+    """One metric family as a registry, for prometheus_client's renderers."""
+
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.metric
+
+
+def _metric_key(metric: Metric) -> Hashable | None:
+    """Everything prometheus_client renders of a family; None when something in it is unhashable. A zero value
+    is keyed by its repr, since 0.0 == -0.0 but they render differently (NaN never equals itself: no reuse)."""
+    key = (metric.name, metric.type, metric.documentation, metric.unit,
+           tuple((s.name, tuple(s.labels.items()), s.value or repr(s.value), s.timestamp, s.exemplar,
+                  s.native_histogram) for s in metric.samples))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 class _Collectors:
     """Just enough of a registry for prometheus_client's renderers."""
 
@@ -138,6 +162,9 @@ class Exposition:
         self._lock = threading.Lock()
         self._cache: dict[bool, _Rendered] = {}
         self.renders = 0  # how often the plant section was rendered; the tests guard the caching with it
+        # Status families as last rendered, by (format, name): most of them are unchanged from one scrape to the
+        # next, and prometheus_client's renderer costs far more than comparing what it would render.
+        self._status_memo: dict[tuple[bool, str], tuple[Hashable, bytes]] = {}
 
     def _plants(self, states: Sequence[AccountState], openmetrics: bool, gzip: bool) -> _Rendered:
         snapshots = [(s.name, s.snapshot) for s in states if s.snapshot is not None]
@@ -167,8 +194,7 @@ class Exposition:
     def render_parts(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> list[bytes]:
         """The body as a list of byte strings to be written in order: the cached section is never copied."""
         plants = self._plants(states, openmetrics, gzip)
-        registry = _Collectors([StatusCollector(lambda: states), *self.runtime])
-        status = (om_format.generate_latest(registry) if openmetrics else text_format.generate_latest(registry))
+        status = self._status(states, openmetrics)
         if not gzip:
             return [*plants.chunks, status]
         assert plants.gzip_prefix is not None
@@ -177,6 +203,27 @@ class Exposition:
         tail = zlib.compressobj(6, zlib.DEFLATED, -15)
         trailer = struct.pack("<II", zlib.crc32(status, plants.crc), (plants.size + len(status)) & 0xFFFFFFFF)
         return [plants.gzip_prefix, tail.compress(status) + tail.flush() + trailer]
+
+    def _status(self, states: Sequence[AccountState], openmetrics: bool) -> bytes:
+        """What prometheus_client renders for the status and runtime collectors, family by family: a family
+        whose samples are unchanged since the last scrape reuses its bytes."""
+        render = om_format.generate_latest if openmetrics else text_format.generate_latest
+        out = []
+        for metric in _Collectors([StatusCollector(lambda: states), *self.runtime]).collect():
+            key = _metric_key(metric)
+            memo = self._status_memo.get((openmetrics, metric.name))
+            if key is not None and memo is not None and memo[0] == key:
+                out.append(memo[1])
+                continue
+            text = render(_One(metric))
+            if openmetrics:
+                text = text[:-len(EOF)]
+            if key is not None:
+                self._status_memo[(openmetrics, metric.name)] = (key, text)
+            out.append(text)
+        if openmetrics:
+            out.append(EOF)
+        return b"".join(out)
 
 
 def content_type(openmetrics: bool) -> str:
