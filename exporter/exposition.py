@@ -199,8 +199,9 @@ class Exposition:
             return [*plants.chunks, status]
         assert plants.gzip_prefix is not None
         # The cached stream stops at a sync flush, so a fresh raw deflate stream can carry on from there (a copy
-        # of a paused compressor costs more than compressing the small status section anew).
-        tail = zlib.compressobj(6, zlib.DEFLATED, -15)
+        # of a paused compressor costs more than compressing the small status section anew). Level 1: ~20 us
+        # instead of ~50 us per scrape, for a few bytes more.
+        tail = zlib.compressobj(1, zlib.DEFLATED, -15)
         trailer = struct.pack("<II", zlib.crc32(status, plants.crc), (plants.size + len(status)) & 0xFFFFFFFF)
         return [plants.gzip_prefix, tail.compress(status) + tail.flush() + trailer]
 
