@@ -19,6 +19,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from .logs import scrub
+
 Recorder = Callable[[str, str], None]
 
 # Result codes after which retrying soon only burns quota or makes things worse [doc: Appendix 2].
@@ -294,9 +296,10 @@ def envelope(endpoint: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _safe_message(value: Any) -> str:
-    """The gateway's result_msg, shortened and reduced to printable text (it ends up in logs and on /)."""
+    """The gateway's result_msg, shortened and reduced to printable text (it ends up in logs and on /), with
+    any known secret removed: a gateway may quote the token or password it rejects."""
     text = "" if value is None else str(value)
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]
+    return scrub("".join(ch if ch.isprintable() else "?" for ch in text))[:120]
 
 
 def _oauth_error(raw: bytes) -> str | None:
