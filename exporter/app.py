@@ -17,6 +17,7 @@ from .auth import Auth, LoginAuth, OAuth2Auth
 from .client import Transport
 from .config import AccountConfig, Config
 from .exposition import Exposition, content_type, wants_openmetrics
+from .logs import register_secrets
 from .poller import AccountPoller, AccountState, Stats
 
 SCRAPE_MARGIN = 0.5  # answer this long before Prometheus gives up on the scrape
@@ -49,6 +50,7 @@ class Exporter:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  exposition: Exposition | None = None) -> None:
         self.config = config
+        register_secrets(config.secrets())  # scrubbed from logs and error texts, whoever embeds us
         self.clock = clock
         self.pollers = [build_poller(account, config, clock) for account in config.accounts]
         self.exposition = exposition or Exposition()
