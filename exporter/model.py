@@ -194,6 +194,12 @@ def zone_offset(spec: str, plant_zone: str) -> timezone | None:
     return timezone(sign * delta)
 
 
+# The two shapes the API really uses, every field two digits (the year four): strptime reads exactly these
+# fields from such a string, so building the datetime directly gives the same result, ~10x faster.
+_FAST_TIMESTAMPS = {19: re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII),
+                    14: re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})", re.ASCII)}
+
+
 def parse_timestamp(value: Any, tz: timezone | None) -> float | None:
     """`yyyy-MM-dd HH:mm:ss`, ISO 8601, or `yyyyMMddHHmmss` as an integer or string → Unix seconds."""
     if value is None or isinstance(value, bool) or tz is None:
@@ -201,6 +207,13 @@ def parse_timestamp(value: Any, tz: timezone | None) -> float | None:
     text = str(int(value)) if isinstance(value, (int, float)) else str(value).strip()
     if not text:
         return None
+    pattern = _FAST_TIMESTAMPS.get(len(text))
+    fast = pattern.fullmatch(text) if pattern is not None else None
+    if fast is not None:
+        try:
+            return datetime(*map(int, fast.groups()), tzinfo=tz).timestamp()  # type: ignore[misc]
+        except ValueError:
+            pass  # out of range: the general path below decides, as before
     formats = ("%Y%m%d%H%M%S",) if text.isdigit() else ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
     for fmt in formats:
         try:

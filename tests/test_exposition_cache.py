@@ -10,9 +10,12 @@ import math
 import threading
 import zlib
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client import exposition as text_format
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from exporter.exposition import Exposition, render_plants
 from exporter.metrics import PlantCollector, StatusCollector
+from exporter.model import parse_timestamp
 from exporter.simulator import Simulator
 from tests.conftest import Clock, Running, oauth_account
 
@@ -243,3 +247,29 @@ def test_api_calls_per_refresh_are_exact_under_concurrent_scrapes(make_sim: Call
     r.wait_refreshed(2)
     scrape_concurrently()
     assert calls() == (2 * once[0], 2 * once[1])
+
+
+def _strptime_timestamp(text: str, tz: timezone) -> float | None:
+    """parse_timestamp as it was before its fast path: strptime for both shapes."""
+    fmt = "%Y%m%d%H%M%S" if text.isdigit() else "%Y-%m-%d %H:%M:%S"
+    try:
+        return datetime.strptime(text, fmt).replace(tzinfo=tz).timestamp()
+    except ValueError:
+        return None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(fields=st.tuples(st.integers(0, 2200), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
+                        st.integers(0, 61), st.integers(0, 62)),
+       dashed=st.booleans(), offset=st.integers(-14 * 60, 14 * 60))
+def test_fast_timestamp_parsing_agrees_with_strptime(fields: tuple[int, ...], dashed: bool, offset: int) -> None:
+    """The fast path of parse_timestamp (refresh CPU) gives strptime's answer, in range or not."""
+    y, mo, d, h, mi, s = fields
+    text = (f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}" if dashed
+            else f"{y:04d}{mo:02d}{d:02d}{h:02d}{mi:02d}{s:02d}")
+    tz = timezone(timedelta(minutes=offset))
+    want = _strptime_timestamp(text, tz)
+    if want is not None:  # out of range falls through to the general path, which may still read it otherwise
+        assert parse_timestamp(text, tz) == want
+        if not dashed and y >= 1000:  # as an integer (the list's grid_connection_time); no leading zero to lose
+            assert parse_timestamp(int(text), tz) == want
