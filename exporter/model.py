@@ -70,6 +70,7 @@ POINTS: tuple[Point, ...] = (
     Point("83326", "isolarcloud_plant_battery_power_watts", "Energy storage active power (point 83326).", 1.0),
 )
 POINTS_BY_ID: dict[str, Point] = {p.point_id: p for p in POINTS}
+_REALTIME_KEYS = tuple(("p" + p.point_id, p.metric, p.scale) for p in POINTS)  # entry key, metric, scale
 
 # Legacy list `{unit, value}` objects → the same metrics (the list has no real-time points).
 LEGACY_VALUES: dict[str, str] = {
@@ -149,6 +150,12 @@ def parse_int(value: Any) -> int | None:
 
 
 def parse_float(value: Any) -> float | None:
+    if type(value) is str:  # the API's usual form first: a refresh parses ~15 values per plant
+        try:
+            number = float(value.strip().replace(",", ""))
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -304,10 +311,11 @@ def apply_legacy_values(plant: Plant, row: Mapping[str, Any]) -> list[str]:
 
 def apply_realtime(plant: Plant, entry: Mapping[str, Any], extra_points: Iterable[str]) -> None:
     """One `device_point_list` entry (`p<point_id>` keys, values in the smallest unit) → plant values."""
-    for point in POINTS:
-        value = parse_float(entry.get("p" + point.point_id))
+    values = plant.values
+    for key, metric, scale in _REALTIME_KEYS:
+        value = parse_float(entry.get(key))
         if value is not None:
-            plant.values[point.metric] = value * point.scale
+            values[metric] = value * scale
     for point_id in extra_points:
         value = parse_float(entry.get("p" + point_id))
         if value is not None:
