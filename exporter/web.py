@@ -223,6 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
                            "text/plain; charset=utf-8", head)
             else:
                 self._send(404, b"Not found\n", "text/plain; charset=utf-8", head)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            # The client went away mid-answer (Prometheus' scrape timeout, a closed tab): not our error, and
+            # nothing can be sent on that connection any more.
+            log.debug("client %s went away during %s", self.address_string(), path)
+            self.close_connection = True
         except Exception:
             log.exception("error while serving %s", path)
             self._send(500, b"Internal error\n", "text/plain; charset=utf-8", head)
