@@ -4,8 +4,10 @@ holds up nobody. In-process exporter on a real loopback socket; every loop is bo
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -194,3 +196,28 @@ def test_slow_scrapers_do_not_block_others(big_exporter: Running) -> None:
             s.close()
         for t in readers:
             t.join(timeout=5)
+
+
+def test_a_scraper_giving_up_mid_answer_is_not_an_error(big_exporter: Running,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Prometheus closes the connection when its scrape timeout passes: the exporter must not log that as an
+    error with a traceback (nor try to send a 500 down the dead connection), and serves on."""
+    port = big_exporter.server.port
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.recv(100)
+            deadline = time.monotonic() + 5
+            while not _handlers_blocked_writing() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # reset: the handler's next write fails
+        deadline = time.monotonic() + 5
+        while _handlers_blocked_writing() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert _handlers_blocked_writing() == 0
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING], caplog.text
+    assert _get(port)[0] == 200
