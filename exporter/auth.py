@@ -67,6 +67,8 @@ class TokenFile:
             return None
         except OSError as exc:
             raise TokenFileError(f"token file {self.path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise TokenFileError(f"token file {self.path}: not a token file written by this exporter") from None
         try:
             data = json.loads(text)
             if not isinstance(data, dict):
