@@ -6,6 +6,7 @@ can print a single clear line and exit 2 before anything starts.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -114,8 +115,8 @@ def parse_duration(value: Any, key: str) -> float:
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(value))
     else:
         raise ConfigError(f"{key}: expected a duration such as 300, '90s' or '5m', got {value!r}")
-    if seconds <= 0:
-        raise ConfigError(f"{key}: must be greater than 0, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{key}: must be a finite number greater than 0, got {value!r}")
     return seconds
 
 
