@@ -48,9 +48,13 @@ def render_plants(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) 
     return "".join(_plant_families(snapshots, openmetrics))
 
 
+PIECE = 512  # plants per piece of a family
+
+
 def _plant_families(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) -> Iterator[str]:
-    """The per-plant section one family at a time, so that it can be encoded piecewise: one str of the whole
-    section would take 4 bytes per character as soon as a single plant name holds an emoji."""
+    """The per-plant section in pieces of at most PIECE plants of one family, so that it is encoded piecewise:
+    one str of a whole family (let alone the section) takes 4 bytes per character as soon as a single plant
+    name holds an emoji, and such large short-lived strings fragment the heap between the cached chunks."""
     rows = []
     for account, snapshot in snapshots:
         for plant in snapshot.plants:
@@ -70,28 +74,36 @@ def _plant_families(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool
         out.append(f"# HELP {header} {_help(family.help, openmetrics)}\n# TYPE {header} {kind}\n")
         value_of = family.value
         extra = family.extra
-        for plant, a, ps_id, name, ps_type, labels in rows:
-            value = value_of(plant)
-            if value is None:
-                continue
-            if extra is not None:
-                e = dict(extra(plant))
-                labels = (f'account="{a}",connect_type="{_label(e["connect_type"])}",'
-                          f'location="{_label(e["location"])}",ps_id="{ps_id}",ps_name="{name}",'
-                          f'ps_type="{ps_type}",ps_type_code="{_label(e["ps_type_code"])}",'
-                          f'time_zone="{_label(e["time_zone"])}"')
-            out.append(f"{sample}{{{labels}}} {floatToGoString(value)}\n")
-        yield "".join(out)
+        for start in range(0, len(rows), PIECE):
+            for plant, a, ps_id, name, ps_type, labels in rows[start:start + PIECE]:
+                value = value_of(plant)
+                if value is None:
+                    continue
+                if extra is not None:
+                    e = dict(extra(plant))
+                    labels = (f'account="{a}",connect_type="{_label(e["connect_type"])}",'
+                              f'location="{_label(e["location"])}",ps_id="{ps_id}",ps_name="{name}",'
+                              f'ps_type="{ps_type}",ps_type_code="{_label(e["ps_type_code"])}",'
+                              f'time_zone="{_label(e["time_zone"])}"')
+                out.append(f"{sample}{{{labels}}} {floatToGoString(value)}\n")
+            yield "".join(out)
+            out = []
+        if out:
+            yield "".join(out)
     out = [f"# HELP {POINT_VALUE} {_help(POINT_VALUE_HELP, openmetrics)}\n# TYPE {POINT_VALUE} gauge\n"]
     names = {account: snapshot.point_names for account, snapshot in snapshots}
-    for plant, a, ps_id, name, ps_type, _labels in rows:
-        for point_id, value in plant.extra_points.items():
-            # Account names are restricted to characters that need no escaping: `a` is the name itself.
-            point_name, unit = names[a].get(point_id, ("", ""))
-            out.append(f'{POINT_VALUE}{{account="{a}",point_id="{_label(point_id)}",'
-                       f'point_name="{_label(point_name)}",ps_id="{ps_id}",ps_name="{name}",ps_type="{ps_type}",'
-                       f'unit="{_label(unit)}"}} {floatToGoString(value)}\n')
-    yield "".join(out)
+    for start in range(0, len(rows), PIECE):
+        for plant, a, ps_id, name, ps_type, _labels in rows[start:start + PIECE]:
+            for point_id, value in plant.extra_points.items():
+                # Account names are restricted to characters that need no escaping: `a` is the name itself.
+                point_name, unit = names[a].get(point_id, ("", ""))
+                out.append(f'{POINT_VALUE}{{account="{a}",point_id="{_label(point_id)}",'
+                           f'point_name="{_label(point_name)}",ps_id="{ps_id}",ps_name="{name}",'
+                           f'ps_type="{ps_type}",unit="{_label(unit)}"}} {floatToGoString(value)}\n')
+        yield "".join(out)
+        out = []
+    if out:
+        yield "".join(out)
 
 
 def _coalesce(chunks: Iterable[bytes], least: int = 1 << 20) -> list[bytes]:
