@@ -159,7 +159,10 @@ def parse_float(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits (JSON allows it)
+            return None
     elif isinstance(value, str):
         try:
             number = float(value.strip().replace(",", ""))
@@ -210,6 +213,8 @@ _FAST_TIMESTAMPS = {19: re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d
 def parse_timestamp(value: Any, tz: timezone | None) -> float | None:
     """`yyyy-MM-dd HH:mm:ss`, ISO 8601, or `yyyyMMddHHmmss` as an integer or string → Unix seconds."""
     if value is None or isinstance(value, bool) or tz is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     text = str(int(value)) if isinstance(value, (int, float)) else str(value).strip()
     if not text:
@@ -292,7 +297,8 @@ def unit_value(obj: Any) -> float | None:
     factor = UNIT_FACTORS.get(unit.lower()) if unit else None
     if factor is None:
         raise UnknownUnit(unit)
-    return number * factor
+    value = number * factor
+    return value if math.isfinite(value) else None
 
 
 def apply_legacy_values(plant: Plant, row: Mapping[str, Any]) -> list[str]:
@@ -314,7 +320,7 @@ def apply_realtime(plant: Plant, entry: Mapping[str, Any], extra_points: Iterabl
     values = plant.values
     for key, metric, scale in _REALTIME_KEYS:
         value = parse_float(entry.get(key))
-        if value is not None:
+        if value is not None and math.isfinite(value * scale):
             values[metric] = value * scale
     for point_id in extra_points:
         value = parse_float(entry.get("p" + point_id))
