@@ -13,7 +13,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 from prometheus_client import exposition as text_format
@@ -145,6 +145,17 @@ def _metric_key(metric: Metric) -> Hashable | None:
     return key
 
 
+_STATE_FIELDS = tuple(f.name for f in fields(AccountState))
+
+
+def _state_key(state: AccountState) -> tuple[object, ...]:
+    """Every field of the state, compared by value; the snapshot by generation and size (comparing two
+    snapshots by value would compare every plant)."""
+    snapshot = state.snapshot
+    return tuple((snapshot.generation, snapshot.taken_at, len(snapshot.plants)) if name == "snapshot" and snapshot
+                 else getattr(state, name) for name in _STATE_FIELDS)
+
+
 class _Collectors:
     """Just enough of a registry for prometheus_client's renderers."""
 
@@ -177,6 +188,7 @@ class Exposition:
         # Status families as last rendered, by (format, name): most of them are unchanged from one scrape to the
         # next, and prometheus_client's renderer costs far more than comparing what it would render.
         self._status_memo: dict[tuple[bool, str], tuple[Hashable, bytes]] = {}
+        self._accounts_memo: dict[bool, tuple[tuple[tuple[object, ...], ...], bytes]] = {}
 
     def _plants(self, states: Sequence[AccountState], openmetrics: bool, gzip: bool) -> _Rendered:
         snapshots = [(s.name, s.snapshot) for s in states if s.snapshot is not None]
@@ -218,11 +230,24 @@ class Exposition:
         return [plants.gzip_prefix, tail.compress(status) + tail.flush() + trailer]
 
     def _status(self, states: Sequence[AccountState], openmetrics: bool) -> bytes:
-        """What prometheus_client renders for the status and runtime collectors, family by family: a family
-        whose samples are unchanged since the last scrape reuses its bytes."""
+        """What prometheus_client renders for the status and runtime collectors. StatusCollector is a function of
+        the states alone: while they are unchanged (between refreshes) its bytes are reused without collecting
+        it. The runtime collectors are collected on every scrape and rendered family by family, reusing the bytes
+        of a family whose samples are unchanged since the last scrape."""
+        key = tuple(_state_key(s) for s in states)
+        memo = self._accounts_memo.get(openmetrics)
+        if memo is not None and memo[0] == key:
+            accounts = memo[1]
+        else:
+            accounts = self._families([StatusCollector(lambda: states)], openmetrics)
+            self._accounts_memo[openmetrics] = (key, accounts)
+        runtime = self._families(self.runtime, openmetrics)
+        return accounts + runtime + EOF if openmetrics else accounts + runtime
+
+    def _families(self, collectors: Sequence[Collector], openmetrics: bool) -> bytes:
         render = om_format.generate_latest if openmetrics else text_format.generate_latest
         out = []
-        for metric in _Collectors([StatusCollector(lambda: states), *self.runtime]).collect():
+        for metric in _Collectors(collectors).collect():
             key = _metric_key(metric)
             memo = self._status_memo.get((openmetrics, metric.name))
             if key is not None and memo is not None and memo[0] == key:
@@ -234,8 +259,6 @@ class Exposition:
             if key is not None:
                 self._status_memo[(openmetrics, metric.name)] = (key, text)
             out.append(text)
-        if openmetrics:
-            out.append(EOF)
         return b"".join(out)
 
 
