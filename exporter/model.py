@@ -142,6 +142,8 @@ def parse_int(value: Any) -> int | None:
         return int(value) if math.isfinite(value) and value.is_integer() else None
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > 40:  # no id or code has that many digits; int() refuses thousands, float() overflows
+            return None
         if re.fullmatch(r"-?\d+", text):
             return int(text)
         if re.fullmatch(r"-?\d+\.0*", text):
