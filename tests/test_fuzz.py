@@ -24,7 +24,7 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 big_ints = st.integers(min_value=-(10**600), max_value=10**600)
 # The values that break naive parsers, drawn often: random generation alone rarely hits them.
 nasty = st.sampled_from([float("nan"), float("inf"), float("-inf"), 10**400, -(10**400), 2**1024, 1e308, -0.0,
-                         10**20, "", "\x00", "\r", "\ud800", "1e999", "-1e999"])
+                         10**20, "", "\x00", "\r", "\ud800", "1e999", "-1e999", "1" * 5000, "9" * 400 + ".0"])
 scalars = (nasty | st.none() | st.booleans() | st.integers() | big_ints
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40))
 numberish = st.one_of(
