@@ -153,6 +153,27 @@ def test_gzip_is_one_stream_of_exactly_the_plain_body(awkward_sim: Simulator, ru
     assert b"".join(exposition.render_parts(states, openmetrics=openmetrics, gzip=False)) == plain
 
 
+@pytest.mark.parametrize("series", [0, 5, 400], ids=["tiny", "small", "large"])
+def test_gzip_tail_of_any_size_completes_the_stream(sim: Simulator, run_exporter: Callable[..., Running],
+                                                    series: int) -> None:
+    """The status section closes the cached deflate stream in stored blocks, or deflated when large (many
+    accounts); either way the body is one gzip member of exactly the plain bytes."""
+    r = _start(run_exporter, sim, realtime={"enabled": False})
+    family = GaugeMetricFamily("bench_series", "Many series.", labels=["n"])
+    for n in range(series):
+        family.add_metric([f"series number {n} ✓"], n / 7)
+    exposition = Exposition(runtime_collectors=[_Fixed([family])])
+    states = r.exporter.states()
+    for openmetrics in (False, True, False):
+        plain = exposition.render(states, openmetrics=openmetrics, gzip=False)
+        zipped = exposition.render(states, openmetrics=openmetrics, gzip=True)
+        inflater = zlib.decompressobj(31)
+        assert inflater.decompress(zipped) == plain
+        assert inflater.eof and inflater.unused_data == b""
+    if series == 400:
+        assert len(plain) - len(render_plants([(s.name, s.snapshot) for s in states], False)) > 16 * 1024
+
+
 class _Ticking:
     """A runtime collector whose values change on every collect, including a sign-only change of zero."""
 
