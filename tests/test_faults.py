@@ -11,6 +11,7 @@ backoff are tested without sleeping. HTTP faults cost at most `http_timeout` (1 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -556,3 +557,55 @@ def test_fleet_emptied_is_signalled_not_silent(sim: Simulator, run_exporter: Cal
     assert value(found, "isolarcloud_up", account="oauth") == 1
     assert value(found, "isolarcloud_plants", account="oauth") == 0
     assert any("lists no plants" in rec.getMessage() for rec in caplog.records)
+
+
+@pytest.fixture
+def tcp_relay(sim: Simulator) -> Iterator[str]:
+    """A stand-in HTTP proxy: relays bytes to the simulator, which accepts absolute-form request targets."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", sim.port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()
+
+
+def test_slow_drip_through_an_http_proxy_is_cut_too(sim: Simulator, run_exporter: Callable[..., Running],
+                                                    clock: Clock, tcp_relay: str) -> None:
+    """Behind a proxy (HTTP(S)_PROXY) the total deadline holds as well."""
+    r = run_exporter(config(oauth_account(sim, None)), clock=clock, start=False)
+    r.exporter.pollers[0].api.transport.session.proxies = {"http": tcp_relay, "https": tcp_relay}
+    r.exporter.start()
+    r.wait_refreshed(1)
+    assert_healthy(scrape(r, LIMIT), "oauth", sim)
+    assert any(c.path.endswith(LIST) for c in sim.calls)
+    sim.inject("slow", path=LIST, times=1000)
+    started = time.monotonic()
+    found = cycle(r, LIMIT, INTERVAL + 1, clock)
+    assert time.monotonic() - started < HTTP_TIMEOUT + LIMIT + 2, "the refresh was not cut at http_timeout"
+    assert requests_total(found, "oauth", LIST, "timeout") == 1
