@@ -60,7 +60,13 @@ class Exporter:
         for poller in self.pollers:
             poller.trigger()
 
-    def close(self) -> None:
+    def close(self, grace: float = 0.6) -> None:
+        """Stop: first let a token rotation in flight save its new refresh token (within `grace` seconds)."""
+        deadline = time.monotonic() + grace
+        for poller in self.pollers:
+            settle = getattr(poller.auth, "settle", None)
+            if settle is not None:
+                settle(max(0.0, deadline - time.monotonic()))
         for poller in self.pollers:
             poller.api.transport.close()
 

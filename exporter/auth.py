@@ -162,6 +162,12 @@ class OAuth2Auth:
     def start_cycle(self) -> None:
         self._recovered = False
 
+    def settle(self, timeout: float) -> None:
+        """Wait (bounded) for a token refresh in flight: once the gateway has rotated the refresh token, the
+        old one is spent, and exiting before the new one is saved would lose the only valid token."""
+        if self._lock.acquire(timeout=timeout):
+            self._lock.release()
+
     def renewed(self) -> bool:
         if self._dead is None or self.token_file is None:
             return False
