@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -102,4 +103,27 @@ def test_signal_during_a_hanging_refresh_and_an_open_scrape(sim: Simulator, tmp_
         _stop_within_a_second(proc, signal.SIGTERM)
     finally:
         idle.close()
+    _assert_token_file_intact(token_file, sim)
+
+
+def test_signal_during_a_token_rotation_keeps_the_rotated_token(sim: Simulator, tmp_path: Path) -> None:
+    """SIGTERM while the gateway is rotating the refresh token: the old one is already spent, so exiting
+    before the new one is saved would lose the account's only valid token. Shutdown waits for it (bounded)."""
+    proc, base, token_file = _start(sim, tmp_path)
+    in_flight = threading.Event()
+
+    def slow_rotation(s: Simulator) -> None:
+        in_flight.set()
+        time.sleep(0.5)
+
+    sim.inject("hook", path="refreshToken", hook=slow_rotation)
+    sim.expire_access_tokens()
+    time.sleep(1.1)
+    requests.get(base + "/metrics", timeout=5)  # the due refresh: E00003, then the (slow) token refresh
+    assert in_flight.wait(5)
+    rotations = sim.count("refreshToken")
+    _stop_within_a_second(proc, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while sim.count("refreshToken") == rotations and time.monotonic() < deadline:
+        time.sleep(0.02)  # the gateway has finished the rotation (the old refresh token is spent now)
     _assert_token_file_intact(token_file, sim)
