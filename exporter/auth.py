@@ -7,6 +7,7 @@ most once per refresh cycle, so a broken account can never loop logins or refres
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -80,6 +81,12 @@ class TokenFile:
             raise TokenFileError(f"token file {self.path}: holds no token")
         return tokens
 
+    def remove_stale(self) -> None:
+        """Remove temporary files of a write that was killed before its rename: they hold tokens too."""
+        for tmp in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
     def save(self, tokens: Tokens) -> None:
         """Write atomically with mode 0600: a crash mid-write must not lose the only valid refresh token."""
         directory = self.path.parent
@@ -150,6 +157,8 @@ class OAuth2Auth:
                     record_auth: AuthRecorder, clock: Callable[[], float] = time.time) -> OAuth2Auth:
         """Tokens from `token_file` win over configured ones: the file holds the newest rotated token."""
         store = TokenFile(token_file) if token_file else None
+        if store is not None:
+            store.remove_stale()
         stored = store.load() if store else None
         if stored is None:
             stored = Tokens(access_token=access_token, refresh_token=refresh_token,
