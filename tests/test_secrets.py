@@ -420,3 +420,21 @@ def test_world_readable_config_with_inline_secrets_is_warned_about(tmp_path: Pat
                          env={"AK": "APPKEY-ENV", "PW": "PASSWORD-ENV"})
     assert not config.warnings
     assert config.accounts[0].auth.secret_key == "SECRET-FROM-FILE"
+
+
+def test_temporary_token_files_of_a_killed_write_are_removed_at_start(sim: Simulator,
+                                                                      run_exporter: Callable[..., Running],
+                                                                      tmp_path: Path) -> None:
+    """A write killed between creating its temporary file and the rename leaves tokens in `.tokens.json.*.tmp`;
+    the next start removes them (and nothing else)."""
+    token_file = tmp_path / "tokens.json"
+    TokenFile(token_file).save(Tokens(refresh_token=sim.issue_tokens()["refresh_token"]))
+    stale = tmp_path / ".tokens.json.k1ll3d.tmp"
+    stale.write_text(json.dumps({"refresh_token": "LEFTOVER-SECRET-TOKEN"}))
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("keep me")
+    r = run_exporter({"accounts": [{"name": "o", "base_url": sim.url,
+                                    "auth": {"mode": "oauth2", "appkey": sim.appkey, "secret_key": sim.secret_key,
+                                             "token_file": str(token_file)}}]})
+    r.wait_refreshed(1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tokens.json"]
