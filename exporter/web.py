@@ -33,7 +33,7 @@ CLIENT_AUTH_TYPES = {
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 # Keys of the exporter-toolkit format that only make sense for Go's TLS stack: accepted and ignored.
-IGNORED_TLS_KEYS = {"cipher_suites", "curve_preferences", "prefer_server_cipher_suites", "client_allowed_sans"}
+IGNORED_TLS_KEYS = {"cipher_suites", "curve_preferences", "prefer_server_cipher_suites"}
 
 
 class WebConfigError(Exception):
@@ -53,6 +53,7 @@ class WebConfig:
     tls: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    client_allowed_sans: frozenset[str] = frozenset()  # a verified client certificate must name one of these
 
 
 def load_web_config(path: str | None) -> WebConfig:
@@ -75,6 +76,7 @@ def load_web_config(path: str | None) -> WebConfig:
     tls = data.get("tls_server_config")
     if tls:
         config.tls = _tls_context(tls, base, path)
+        config.client_allowed_sans = _allowed_sans(tls, path)
     users = data.get("basic_auth_users") or {}
     if not isinstance(users, dict):
         raise WebConfigError(f"{path}: basic_auth_users: expected a mapping of user to bcrypt hash")
@@ -101,7 +103,7 @@ def _tls_context(tls: Any, base: Path, path: str) -> ssl.SSLContext:
     if not isinstance(tls, dict):
         raise WebConfigError(f"{path}: tls_server_config: expected a mapping")
     known = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
-             "cert", "key"} | IGNORED_TLS_KEYS
+             "cert", "key", "client_allowed_sans"} | IGNORED_TLS_KEYS
     unknown = set(tls) - known
     if unknown:
         raise WebConfigError(f"{path}: tls_server_config.{sorted(unknown)[0]}: unknown key")
@@ -133,6 +135,23 @@ def _tls_context(tls: Any, base: Path, path: str) -> ssl.SSLContext:
     elif auth_type in ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven"):
         raise WebConfigError(f"{path}: tls_server_config: client_auth_type {auth_type} needs client_ca_file")
     return context
+
+
+def _allowed_sans(tls: dict[str, Any], path: str) -> frozenset[str]:
+    sans = tls.get("client_allowed_sans")
+    if not sans:
+        return frozenset()
+    if not isinstance(sans, list) or not all(isinstance(x, str) and x for x in sans):
+        raise WebConfigError(f"{path}: tls_server_config.client_allowed_sans: expected a list of names")
+    if tls.get("client_auth_type") != "RequireAndVerifyClientCert":
+        raise WebConfigError(f"{path}: tls_server_config.client_allowed_sans needs client_auth_type "
+                             "RequireAndVerifyClientCert")
+    return frozenset(sans)
+
+
+def _san_allowed(cert: Any, allowed: frozenset[str]) -> bool:
+    names = {value for _kind, value in (cert or {}).get("subjectAltName", ())}
+    return bool(names & allowed)
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -262,6 +281,7 @@ class Server(ThreadingHTTPServer):
         web = web or WebConfig()
         self.site = site
         self.tls = web.tls
+        self.allowed_sans = web.client_allowed_sans
         self.auth = _Auth(web.users)
         self.headers = web.headers
         self.address_family = socket.AF_INET6 if ":" in host or host == "" else socket.AF_INET
@@ -292,6 +312,10 @@ class Server(ThreadingHTTPServer):
                 request = self.tls.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError) as exc:
                 log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+                return
+            if self.allowed_sans and not _san_allowed(request.getpeercert(), self.allowed_sans):
+                log.debug("client certificate of %s names none of client_allowed_sans", client_address[0])
+                request.close()
                 return
         super().finish_request(request, client_address)
 
