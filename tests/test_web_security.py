@@ -162,6 +162,28 @@ def test_mutual_tls_refuses_a_certificate_of_another_ca(pki: dict[str, Path], mt
                         cert=(str(pki["client.crt"]), str(pki["client.key"])), timeout=10).status_code == 200
 
 
+def test_client_allowed_sans_restricts_client_certificates(pki: dict[str, Path], ca: trustme.CA, tmp_path: Path,
+                                                           serve: Callable[[WebConfig], Running]) -> None:
+    """exporter-toolkit's client_allowed_sans: only client certificates naming one of these SANs get in, even
+    when the CA signed others too. (Silently ignoring it would let every certificate of the CA in.)"""
+    other = ca.issue_cert("dashboard@example.com")
+    other.cert_chain_pems[0].write_to_path(str(tmp_path / "other.crt"))
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    r = serve(web_config(tmp_path, {"tls_server_config": {
+        "cert_file": "server.crt", "key_file": "server.key", "client_auth_type": "RequireAndVerifyClientCert",
+        "client_ca_file": "ca.crt", "client_allowed_sans": ["prometheus@example.com"]}}))
+    allowed = requests.get(https(r) + "/metrics", verify=str(pki["ca.crt"]),
+                           cert=(str(pki["client.crt"]), str(pki["client.key"])), timeout=10)
+    assert allowed.status_code == 200
+    _mtls_refused(https(r) + "/metrics", pki["ca.crt"], (str(tmp_path / "other.crt"), str(tmp_path / "other.key")))
+
+
+def test_client_allowed_sans_needs_verified_client_certificates(pki: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(WebConfigError, match="client_allowed_sans"):
+        web_config(tmp_path, {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key",
+                                                    "client_allowed_sans": ["prometheus@example.com"]}})
+
+
 # -- basic auth ---------------------------------------------------------------------------------------------
 
 
