@@ -189,7 +189,7 @@ def test_cold_start_against_a_hanging_gateway_answers_within_the_scrape_timeout(
         sim: Simulator, run_exporter: Callable[..., Running]) -> None:
     """No snapshot yet and the first refresh is stuck: the scrape still answers in time, with up=0."""
     sim.inject("hang", times=1000)
-    r = run_exporter(config(login_account(sim), http_timeout=5, scrape_timeout=1))
+    r = run_exporter(config(login_account(sim), http_timeout=2, scrape_timeout=1))
     response = timed_get(r, "/metrics", limit=1.0)
     found = samples(response.text)
     assert value(found, "isolarcloud_up", account="login") == 0
