@@ -215,7 +215,8 @@ def _closed_port() -> int:
 @pytest.fixture
 def self_signed_https() -> Iterator[str]:
     """A TLS server whose certificate no client trusts; it completes no HTTP exchange."""
-    trustme = pytest.importorskip("trustme")
+    import trustme  # test extra
+
     ca = trustme.CA()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("127.0.0.1").configure_cert(context)
