@@ -82,6 +82,7 @@ class AccountConfig:
     lang: str = "_en_US"
     api_budget_per_hour: int = 1000
     api_time_zone: str = "plant"
+    strict_row_count: bool = True
     authorize_host: str | None = None
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
@@ -336,6 +337,7 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         lang=section.string("lang", "_en_US") or "_en_US",
         api_budget_per_hour=section.integer("api_budget_per_hour", 1000, minimum=1),
         api_time_zone=api_tz,
+        strict_row_count=section.boolean("strict_row_count", True),
         authorize_host=section.string("authorize_host"),
         realtime=_realtime(section.get("realtime"), section.key("realtime")),
     )

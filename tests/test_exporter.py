@@ -279,7 +279,8 @@ def test_stale_snapshot_is_withheld_after_max_age_and_recovers(make_sim, run_exp
     assert value(found, "isolarcloud_api_requests_total", account="login", endpoint="getPowerStationList",
                  result="http_503") == 1
     clock.advance(130)  # 191 s after the last success: past max_age
-    found = r.metrics()
+    found = r.metrics()  # also due: starts a third refresh, which fails too
+    r.wait_refreshed(3)
     assert not exported_ids(found, "login")
     assert value(found, "isolarcloud_plants", account="login") is None
     assert value(found, "isolarcloud_up", account="login") == 0

@@ -44,7 +44,7 @@ from tests._fault_support import (
     timed_get,
     wait_for_refresh,
 )
-from tests.conftest import Clock, Running, Samples, login_account, oauth_account, samples, value
+from tests.conftest import Clock, Running, Samples, login_account, oauth_account, samples, select, value
 
 INTERVAL = 60.0
 MAX_AGE = 300.0
@@ -495,6 +495,17 @@ def test_persistently_inconsistent_pages_fail_the_refresh(fault: str, page: int,
     assert_kept(found, "oauth", plants, errors=1)
     sim.clear_faults()
     assert_healthy(cycle(r, LIMIT, INTERVAL + 1, clock), "oauth", sim)
+
+
+def test_strict_row_count_off_serves_what_was_read(sim: Simulator, run_exporter: Callable[..., Running],
+                                                   clock: Clock) -> None:
+    """An account whose total never adds up can opt out: the distinct plants read are served, nothing doubled."""
+    r, _ = start_healthy(run_exporter, clock, sim, _paged(oauth_account(sim, None, strict_row_count=False)))
+    sim.inject("repeat_page", path=LIST, page=2, times=1000)
+    found = cycle(r, LIMIT, INTERVAL + 1, clock)
+    assert value(found, "isolarcloud_up", account="oauth") == 1
+    ids = {dict(lbl)["ps_id"] for lbl in select(found, "isolarcloud_plant_info", account="oauth")}
+    assert ids < set(listed(sim)) and value(found, "isolarcloud_plants", account="oauth") == len(ids)
 
 
 @pytest.mark.parametrize("change", ["plant-added-before-page-2", "plant-removed-before-page-2"])
