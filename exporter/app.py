@@ -54,6 +54,13 @@ class Exporter:
         self.clock = clock
         self.pollers = [build_poller(account, config, clock) for account in config.accounts]
         self.exposition = exposition or Exposition()
+        for poller in self.pollers:
+            poller.on_success = self._prerender
+
+    def _prerender(self) -> None:
+        """After a refresh, render the new snapshot in the formats scrapes have asked for, in the refresh thread:
+        no scrape waits for a render (0.3 s at 10,000 plants, seconds at 50,000)."""
+        self.exposition.prepare(self.states())
 
     def start(self) -> None:
         """The first refresh starts at start-up, so /-/ready turns true without waiting for a scrape."""

@@ -230,6 +230,14 @@ class Exposition:
                 cached.gzip_prefix = b"".join(parts)
             return cached
 
+    def prepare(self, states: Sequence[AccountState]) -> None:
+        """Render these states' plant section now in every format (and encoding) rendered before, so that the
+        next scrapes find it ready."""
+        with self._lock:
+            wanted = [(openmetrics, r.gzip_prefix is not None) for openmetrics, r in self._cache.items()]
+        for openmetrics, gzip in wanted:
+            self._plants(states, openmetrics, gzip)
+
     def render(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:
         return b"".join(self.render_parts(states, openmetrics=openmetrics, gzip=gzip))
 

@@ -132,6 +132,7 @@ class AccountPoller:
         self.backoff_until = 0.0
         self.failures = 0
         self.log = logging.LoggerAdapter(log, {"account": account.name})
+        self.on_success: Callable[[], None] | None = None  # called in the refresh thread after a new snapshot
 
     # -- API budget -----------------------------------------------------------------------------------
 
@@ -237,6 +238,11 @@ class AccountPoller:
                          now, time.monotonic() - started)
         else:
             self._succeeded(plants, reported, names, now, time.monotonic() - started)
+            if self.on_success is not None:
+                try:
+                    self.on_success()
+                except Exception:  # the snapshot is stored; a scrape will render it
+                    self.log.exception("after-refresh hook failed")
 
     def _fetch(self) -> tuple[list[Plant], int | None, dict[str, tuple[str, str]]]:
         listing = self.api.all_plants()

@@ -113,6 +113,8 @@ def test_same_snapshot_rendered_once_and_replaced_when_it_changes(sim: Simulator
 
     sim.set_plant(first, ps_name="After-Rename-2")
     r.refresh_now()
+    # The refresh thread rendered the new snapshot in both formats scrapes had asked for: no scrape waits.
+    assert exposition.renders == 4
     for headers in ({}, {"Accept-Encoding": "gzip"}, {"Accept": OPENMETRICS_ACCEPT}):
         body = r.scrape(headers=headers)
         assert 'ps_name="After-Rename-2"' in body
