@@ -225,6 +225,17 @@ def serve_reference(port: int, state_path: str) -> None:
 
 # -- measurements ---------------------------------------------------------------------------------------------
 
+def calibrate() -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast this (shared, noisy) machine runs Python right now."""
+    runs = []
+    for _ in range(3):
+        cpu0, total = time.process_time(), 0
+        for i in range(2_000_000):
+            total += i * i
+        runs.append(time.process_time() - cpu0)
+    return statistics.median(runs)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -389,7 +400,7 @@ def bench_size(plants: int, quick: bool, log: Callable[[str], None]) -> dict[str
     py = sys.executable
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs: list[subprocess.Popen[bytes]] = []
-    out: dict[str, Any] = {"fleet": plants}
+    out: dict[str, Any] = {"fleet": plants, "calibration": calibrate()}
     with tempfile.TemporaryDirectory(prefix="isolarcloud-bench-") as tmp:
         try:
             # Simulator ---------------------------------------------------------------------------------
@@ -596,6 +607,8 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| figure | " + " | ".join(f"{r['fleet']:,} plants" for r in results) + " |",
         "|---|" + "---:|" * len(results),
+        row("machine speed: CPU of a fixed Python loop (2M multiply-adds) before this size",
+            lambda r: ms(r["calibration"])),
         row("plants listed (valid_flag 1,3)", lambda r: f"{r['listed']:,}"),
         row("API calls per refresh: list pages + real-time batches",
             lambda r: f"{r['refresh']['rt']['calls']:.0f} = {math.ceil(r['listed'] / PAGE_SIZE)} + "
