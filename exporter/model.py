@@ -6,6 +6,7 @@ missing, empty or unparseable value, so a gap can never turn into a healthy-look
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -186,6 +187,7 @@ def parse_coordinate(value: Any, limit: float) -> float | None:
 _GMT_RE = re.compile(r"^(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)  # a fleet has a few dozen zones; parsed once each, not once per plant
 def zone_offset(spec: str, plant_zone: str) -> timezone | None:
     """The offset in which the API's local timestamps are read: `plant` uses the plant's `GMT+8` zone."""
     if spec == "UTC":
