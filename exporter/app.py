@@ -80,13 +80,9 @@ class Exporter:
     def states(self) -> list[AccountState]:
         return [poller.state() for poller in self.pollers]
 
-    def metrics(self, accept: str | None, gzip: bool, timeout: float | None) -> tuple[bytes, str]:
-        """Trigger due refreshes, wait only for accounts that have never finished one, render."""
-        parts, ctype = self.metrics_parts(accept, gzip, timeout)
-        return b"".join(parts), ctype
-
-    def metrics_parts(self, accept: str | None, gzip: bool, timeout: float | None) -> tuple[list[bytes], str]:
-        """`metrics` as pieces to write in order, so that the cached plant section is never copied per scrape."""
+    def metrics(self, accept: str | None, gzip: bool, timeout: float | None) -> tuple[list[bytes], str]:
+        """Trigger due refreshes, wait only for accounts that have never finished one, render. The body comes
+        as pieces to write in order, so that the cached plant section is never copied per scrape."""
         for poller in self.pollers:
             poller.trigger()
         budget = (timeout if timeout and timeout > 0 else self.config.scrape_timeout) - SCRAPE_MARGIN

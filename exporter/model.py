@@ -70,7 +70,6 @@ POINTS: tuple[Point, ...] = (
     Point("83252", "isolarcloud_plant_battery_soc_ratio", "Battery state of charge, 0-1 (point 83252).", 1.0),
     Point("83326", "isolarcloud_plant_battery_power_watts", "Energy storage active power (point 83326).", 1.0),
 )
-POINTS_BY_ID: dict[str, Point] = {p.point_id: p for p in POINTS}
 _REALTIME_KEYS = tuple(("p" + p.point_id, p.metric, p.scale) for p in POINTS)  # entry key, metric, scale
 
 # Legacy list `{unit, value}` objects → the same metrics (the list has no real-time points).

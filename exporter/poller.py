@@ -33,7 +33,6 @@ RETRY_FLOOR = 30.0
 class Snapshot:
     plants: tuple[Plant, ...]
     taken_at: float
-    reported_total: int | None
     generation: int
     point_names: dict[str, tuple[str, str]] = field(default_factory=dict)  # extra point id → (name, unit)
 
@@ -99,7 +98,6 @@ class AccountState:
     last_attempt: float | None
     last_error: str | None
     duration: float | None
-    refreshing: bool
     backoff_until: float
     interval: float
     max_age: float
@@ -149,10 +147,13 @@ class AccountPoller:
         # Legacy apps have no real-time endpoint; their list carries the production values instead.
         return self.account.realtime.enabled and self.auth.mode == "oauth2"
 
+    def next_refresh_calls(self) -> int:
+        """What the next refresh will cost, judged by the fleet of the current snapshot."""
+        return self.calls_per_refresh(len(self.snapshot.plants) if self.snapshot else 0)
+
     def interval(self) -> float:
         """The configured interval, stretched so that a refresh per interval fits the hourly budget."""
-        plants = len(self.snapshot.plants) if self.snapshot else 0
-        needed = self.calls_per_refresh(plants) * 3600.0 / self.account.api_budget_per_hour
+        needed = self.next_refresh_calls() * 3600.0 / self.account.api_budget_per_hour
         return max(self.config.refresh_interval, needed)
 
     def max_age(self) -> float:
@@ -176,12 +177,10 @@ class AccountPoller:
         threading.Thread(target=self.refresh, name=f"refresh-{self.account.name}", daemon=True).start()
 
     def _over_budget(self, now: float) -> bool:
-        plants = len(self.snapshot.plants) if self.snapshot else 0
-        hour = int(now // 3600)
         used = self.stats.calls_this_hour(now)
-        if used + self.calls_per_refresh(plants) <= self.account.api_budget_per_hour:
+        if used + self.next_refresh_calls() <= self.account.api_budget_per_hour:
             return False
-        next_hour = (hour + 1) * 3600.0
+        next_hour = (int(now // 3600) + 1) * 3600.0
         self.due_at = next_hour
         self.log.warning("hourly API budget of %d calls would be exceeded (%d used); next refresh at %s",
                          self.account.api_budget_per_hour, used, _iso(next_hour))
@@ -210,7 +209,6 @@ class AccountPoller:
                 last_attempt=self.last_attempt,
                 last_error=self.last_error,
                 duration=self.duration,
-                refreshing=self.refreshing,
                 backoff_until=self.backoff_until if self.backoff_until > now else 0.0,
                 interval=self.interval(),
                 max_age=max_age,
@@ -229,7 +227,7 @@ class AccountPoller:
         now = self.clock()
         try:
             self.auth.start_cycle()
-            plants, reported, names = self._fetch()
+            plants, names = self._fetch()
         except ApiError as exc:
             self._failed(exc, now, time.monotonic() - started)
         except Exception as exc:  # a bug must not kill the poller; the type is enough to find it
@@ -237,14 +235,14 @@ class AccountPoller:
             self._failed(ApiError("refresh", "internal_error", f"internal error ({type(exc).__name__})"),
                          now, time.monotonic() - started)
         else:
-            self._succeeded(plants, reported, names, now, time.monotonic() - started)
+            self._succeeded(plants, names, now, time.monotonic() - started)
             if self.on_success is not None:
                 try:
                     self.on_success()
                 except Exception:  # the snapshot is stored; a scrape will render it
                     self.log.exception("after-refresh hook failed")
 
-    def _fetch(self) -> tuple[list[Plant], int | None, dict[str, tuple[str, str]]]:
+    def _fetch(self) -> tuple[list[Plant], dict[str, tuple[str, str]]]:
         listing = self.api.all_plants()
         if not listing.consistent:
             # Plants added or removed while paging shift the pages; read the list once more rather than
@@ -282,7 +280,7 @@ class AccountPoller:
         with self.stats.lock:
             self.stats.unknown_units.update(unknown_units)
             self.stats.realtime_failed_plants += failed
-        return plants, listing.reported_total, names
+        return plants, names
 
     def _realtime(self, plants: list[Plant]) -> tuple[int, dict[str, tuple[str, str]]]:
         by_id = {p.ps_id: p for p in plants}
@@ -305,11 +303,11 @@ class AccountPoller:
             self.log.info("real-time data unavailable for %d plants (fail_ps_id_list)", failed)
         return failed, names
 
-    def _succeeded(self, plants: list[Plant], reported: int | None, names: dict[str, tuple[str, str]],
+    def _succeeded(self, plants: list[Plant], names: dict[str, tuple[str, str]],
                    now: float, duration: float) -> None:
         with self.lock:
             self.generation += 1
-            self.snapshot = Snapshot(tuple(plants), now, reported, self.generation, names)
+            self.snapshot = Snapshot(tuple(plants), now, self.generation, names)
             self.ok = True
             self.failures = 0
             self.backoff_until = 0.0

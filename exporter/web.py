@@ -41,7 +41,9 @@ class WebConfigError(Exception):
 
 
 class Site(Protocol):
-    def metrics(self, accept: str | None, gzip: bool, timeout: float | None) -> tuple[bytes, str]: ...
+    def metrics(self, accept: str | None, gzip: bool, timeout: float | None) -> tuple[bytes | list[bytes], str]:
+        """The body (whole, or as pieces written in order so a large cached body is never copied) and its
+        content type."""
 
     def index_html(self) -> str: ...
 
@@ -228,9 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path == "/metrics":
                 gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
-                # A site that can give the body in pieces saves copying a large cached body on every scrape.
-                metrics = getattr(site, "metrics_parts", site.metrics)
-                body, ctype = metrics(self.headers.get("Accept"), gzip, _timeout(self.headers))
+                body, ctype = site.metrics(self.headers.get("Accept"), gzip, _timeout(self.headers))
                 self._send(200, body, ctype, head, {"Content-Encoding": "gzip"} if gzip else {})
             elif path == "/":
                 self._send(200, site.index_html().encode(), "text/html; charset=utf-8", head)
