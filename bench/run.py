@@ -7,12 +7,13 @@ For every fleet size this starts, each as its own process so that CPU and memory
 
 * the simulator (`python -m exporter.simulator`), OAuth2 mode, real-time data enabled;
 * the exporter (`python -m exporter --config.file ...`), the thing measured;
-* the straightforward reference: `PlantCollector` + `StatusCollector` (+ the runtime collectors) in a
-  prometheus_client registry served by prometheus_client's own `start_http_server`, fed the snapshot of a
-  refresh of the same simulator: `generate_latest` renders (and gzip compresses) on every scrape;
+* the straightforward reference: a custom collector of the plant families (`ReferencePlantCollector` below) +
+  `StatusCollector` (+ the runtime collectors) in a prometheus_client registry served by prometheus_client's own
+  `start_http_server`, fed the data of a refresh of the same simulator: `generate_latest` renders (and gzip
+  compresses) on every scrape;
 * the floor: the exporter's own response bytes (plain and gzip) served from memory by a minimal socket server.
 
-Refreshes are measured in this process with a synchronous `poller.refresh()` (wall time and the thread's own
+Refreshes are measured in this process with a synchronous `engine.refresh(force=True)` (wall time and the thread's own
 CPU; the simulator's CPU is read from /proc). Scrapes are measured by raw-socket clients here (keep-alive where
 the server allows it), interleaving the three servers round by round; the table shows medians and ratios.
 One markdown table is printed at the end: one column per fleet size.
@@ -204,17 +205,58 @@ def serve_floor(port: int, plain_path: str, gzip_path: str) -> None:
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
+class ReferencePlantCollector:
+    """The plant families as prometheus_client metric families, built on every collect: how an exporter would
+    usually be written (one custom collector), the reference the cached exposition is measured against."""
+
+    def __init__(self, states: Callable[[], list[Any]]) -> None:
+        self.states = states
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
+        from exporter.serve.metrics import PLANT_FAMILIES, PLANT_LABELS, POINT_VALUE, POINT_VALUE_HELP
+
+        accounts = [(s.name, s.plants, s.production) for s in self.states() if s.plants is not None]
+        kinds = {"info": InfoMetricFamily, "counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
+        for family in PLANT_FAMILIES:
+            metric = kinds[family.kind](family.name, family.help, labels=PLANT_LABELS)
+            for name, plant_list, production in accounts:
+                values = production.values if production is not None else {}
+                for plant in plant_list.plants:
+                    value = family.value(plant, values.get(plant.ps_id, {}))
+                    if value is None:
+                        continue
+                    labels = [name, plant.ps_id, plant.ps_name, plant.ps_type]
+                    if family.kind == "info" and family.extra is not None:
+                        metric.add_metric(labels, dict(family.extra(plant)))
+                    else:
+                        metric.add_metric(labels, value)
+            yield metric
+        points = GaugeMetricFamily(POINT_VALUE, POINT_VALUE_HELP,
+                                   labels=(*PLANT_LABELS, "point_id", "point_name", "unit"))
+        for name, plant_list, production in accounts:
+            if production is None:
+                continue
+            for plant in plant_list.plants:
+                for point_id, value in production.extra.get(plant.ps_id, {}).items():
+                    point_name, unit = production.point_names.get(point_id, ("", ""))
+                    points.add_metric([name, plant.ps_id, plant.ps_name, plant.ps_type, point_id, point_name, unit],
+                                      value)
+        yield points
+
+
 def serve_reference(port: int, state_path: str) -> None:
     """The straightforward way: collectors in a registry, prometheus_client renders on every scrape."""
     from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
     from prometheus_client.exposition import start_http_server
 
-    from exporter.metrics import PlantCollector, StatusCollector
+    from exporter.serve.metrics import StatusCollector
 
     with open(state_path, "rb") as fh:
         state = pickle.load(fh)
     registry = CollectorRegistry()
-    registry.register(PlantCollector(lambda: [state]))
+    registry.register(ReferencePlantCollector(lambda: [state]))  # type: ignore[arg-type]
     registry.register(StatusCollector(lambda: [state]))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -348,24 +390,24 @@ def expected_calls(plants: int, realtime: bool) -> int:
 
 def measure_refreshes(sim_url: str, tokens: dict[str, Any], sim_pid: int, repeats: int) -> dict[str, Any]:
     """Synchronous refreshes in this process (real-time on, list only), interleaved; medians."""
-    from exporter.app import build_poller
+    from exporter.app import build_engine
     from exporter.config import parse_config
-    from exporter.exposition import render_plants
+    from exporter.serve.exposition import account_data, plant_families
 
     configs = {rt: parse_config(config_data(sim_url, tokens, rt), env={}) for rt in (True, False)}
-    pollers = {rt: build_poller(config.accounts[0], config) for rt, config in configs.items()}
+    engines = {rt: build_engine(config.accounts[0], config) for rt, config in configs.items()}
     runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     for _ in range(repeats):
-        for rt, poller in pollers.items():
-            before = sum(poller.stats.copy().api_requests.values())
+        for rt, engine in engines.items():
+            before = sum(engine.stats.view().api_requests.values())
             sim0, wall0, cpu0 = proc_cpu(sim_pid), time.perf_counter(), time.thread_time()
-            poller.refresh()
+            engine.refresh(force=True)
             cpu, wall, sim = time.thread_time() - cpu0, time.perf_counter() - wall0, proc_cpu(sim_pid) - sim0
-            if poller.last_error:
-                raise RuntimeError(f"refresh failed: {poller.last_error}")
-            assert poller.snapshot is not None
-            plants = len(poller.snapshot.plants)
-            calls = sum(poller.stats.copy().api_requests.values()) - before
+            state = engine.state()
+            if state.last_error or state.plants is None:
+                raise RuntimeError(f"refresh failed: {state.last_error}")
+            plants = len(state.plants.plants)
+            calls = sum(engine.stats.view().api_requests.values()) - before
             if calls != expected_calls(plants, rt):
                 raise RuntimeError(f"{calls} API calls for {plants} plants, expected {expected_calls(plants, rt)}")
             runs[rt].append({"wall": wall, "cpu": cpu, "sim_cpu": sim, "calls": calls, "plants": plants})
@@ -373,16 +415,16 @@ def measure_refreshes(sim_url: str, tokens: dict[str, Any], sim_pid: int, repeat
     for rt, label in ((True, "rt"), (False, "list")):
         result[label] = {k: statistics.median(r[k] for r in runs[rt]) for k in runs[rt][0]}
         result[label]["calls_all"] = sorted({int(r["calls"]) for r in runs[rt]})
-    # Rendering the plant section of that snapshot (once per snapshot in the exporter): text, OpenMetrics, gzip.
-    state = pollers[True].state()
-    snaps = [(state.name, state.snapshot)]
+    # Rendering the plant section of that data (once per refresh in the exporter): text, OpenMetrics, gzip.
+    state = engines[True].state()
+    accounts = account_data([state])
     renders: dict[str, list[float]] = {"text": [], "om": [], "gzip": []}
     for _ in range(max(1, min(repeats, 3))):
         cpu0 = time.thread_time()
-        body = render_plants(snaps, False).encode()
+        body = "".join(plant_families(accounts, False)).encode()
         renders["text"].append(time.thread_time() - cpu0)
         cpu0 = time.thread_time()
-        render_plants(snaps, True).encode()
+        "".join(plant_families(accounts, True)).encode()
         renders["om"].append(time.thread_time() - cpu0)
         cpu0 = time.thread_time()
         z = zlib.compressobj(6, zlib.DEFLATED, 31)
@@ -391,8 +433,8 @@ def measure_refreshes(sim_url: str, tokens: dict[str, Any], sim_pid: int, repeat
         del body
     result["render"] = {k: statistics.median(v) for k, v in renders.items()}
     result["state"] = state
-    for poller in pollers.values():
-        poller.api.transport.close()
+    for engine in engines.values():
+        engine.close()
     return result
 
 

@@ -20,11 +20,12 @@ from urllib.parse import parse_qs, urlparse
 
 from . import __version__
 from .app import Exporter
-from .auth import OAuth2Auth, TokenFile, TokenFileError, Tokens, authorize_url
-from .client import ApiError, Transport
 from .config import REGIONS, Config, ConfigError, load_config, parse_config
+from .fetch.auth import OAuth2Auth, TokenFile, TokenFileError, Tokens, authorize_url
+from .fetch.envelope import ApiError
+from .fetch.transport import Transport
 from .logs import FORMATS, LEVELS, register_secrets, setup_logging
-from .web import Server, WebConfigError, load_web_config
+from .serve.web import Server, WebConfigError, load_web_config
 
 log = logging.getLogger("exporter")
 DEFAULT_LISTEN = ":10027"
@@ -186,9 +187,9 @@ def authorize(args: argparse.Namespace) -> int:
                 or [""])[0]
     if not code:
         return _fail("no code found in what was given")
-    results: dict[str, int] = {}
+    # A one-off call outside any account's budget: nothing to count it in.
     transport = Transport(account.base_url, timeout=config.http_timeout, max_bytes=config.max_response_bytes,
-                          record=lambda endpoint, result: results.__setitem__(result, results.get(result, 0) + 1))
+                          record=lambda endpoint, result: None)
     # exchange_code persists the tokens to the file at once: the code cannot be exchanged twice.
     auth = OAuth2Auth(transport, appkey=auth_config.appkey, secret_key=auth_config.secret_key, lang=account.lang,
                       tokens=Tokens(), token_file=TokenFile(auth_config.token_file),

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .data import PS_TYPE_SLUGS
+
 
 class ConfigError(Exception):
     """A configuration problem, already phrased for the user (key path + problem)."""
@@ -40,7 +42,7 @@ REGIONS: dict[str, Region] = {
 
 AUTH_MODES = ("oauth2", "login")
 ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-PS_TYPE_CODES = {1, 3, 4, 5, 6, 7, 8, 9, 10, 12}
+PS_TYPE_CODES = set(PS_TYPE_SLUGS)
 SECRET_KEYS = ("appkey", "secret_key", "access_token", "refresh_token", "user_account", "user_password")
 
 
@@ -49,6 +51,8 @@ class RealtimeConfig:
     enabled: bool = True
     batch_size: int = 50
     extra_points: tuple[str, ...] = ()
+    interval: float | None = None  # None: refresh_interval
+    min_budget_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -293,8 +297,20 @@ def _realtime(data: Any, path: str) -> RealtimeConfig:
         if isinstance(item, bool) or not text.isdigit():
             raise ConfigError(f"{section.key('extra_points')}[{i}]: expected a numeric point id, got {item!r}")
         points.append(text)
+    interval_raw = section.get("interval")
+    interval = parse_duration(interval_raw, section.key("interval")) if interval_raw is not None else None
+    share = budget_share(section, "min_budget_share", 0.5)
     section.finish()
-    return RealtimeConfig(enabled=enabled, batch_size=batch_size, extra_points=tuple(points))
+    return RealtimeConfig(enabled=enabled, batch_size=batch_size, extra_points=tuple(points), interval=interval,
+                          min_budget_share=share)
+
+
+def budget_share(section: _Section, name: str, default: float) -> float:
+    """A fraction of the hourly budget, 0-0.9 (the plant list always keeps a part of it)."""
+    value = section.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 0.9:
+        raise ConfigError(f"{section.key(name)}: expected a fraction of the budget between 0 and 0.9, got {value!r}")
+    return float(value)
 
 
 _TZ_RE = re.compile(r"^(plant|UTC|[+-]\d{2}:\d{2})$")

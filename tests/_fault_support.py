@@ -71,14 +71,14 @@ def scrape(running: Running, limit: float) -> Samples:
 
 
 def refreshes(running: Running) -> int:
-    return sum(sum(p.stats.copy().refreshes.values()) for p in running.exporter.pollers)
+    return sum(sum(p.stats.view().refreshes.values()) for p in running.exporter.engines)
 
 
 def wait_for_refresh(running: Running, after: int, timeout: float = 15.0) -> None:
     """Until more than `after` refresh attempts have finished and none is running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if refreshes(running) > after and not any(p.refreshing for p in running.exporter.pollers):
+        if refreshes(running) > after and not any(p.running for p in running.exporter.engines):
             return
         time.sleep(0.01)
     raise AssertionError("refresh did not finish in time")

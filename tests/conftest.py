@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
 from exporter.config import Config, parse_config
+from exporter.serve.web import Server, WebConfig
 from exporter.simulator import Simulator
-from exporter.web import Server, WebConfig
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -121,16 +121,16 @@ class Running:
         """Until every account has finished `count` refresh attempts (success or error)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(sum(p.stats.copy().refreshes.values()) >= count and not p.refreshing
-                   for p in self.exporter.pollers):
+            if all(sum(p.stats.view().refreshes.values()) >= count and not p.running
+                   for p in self.exporter.engines):
                 return
             time.sleep(0.02)
         raise AssertionError("refresh did not finish in time")
 
     def refresh_now(self) -> None:
         """Run one refresh of every account synchronously (as a due scrape would, without the timing)."""
-        for poller in self.exporter.pollers:
-            poller.refresh()
+        for engine in self.exporter.engines:
+            engine.refresh(force=True)
 
     def stop(self) -> None:
         self.server.shutdown()

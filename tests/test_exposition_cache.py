@@ -1,7 +1,8 @@
 """Functional guards of the fast /metrics path (no timings; bench/run.py measures): the plant section is rendered
-once per snapshot and replaced when the snapshot changes, the fast renderer says exactly what prometheus_client
-says for `PlantCollector`, gzip is one stream of exactly the plain body, the memoised status section is never
-stale, and concurrent scrapes never cost an API call more than ceil(plants/page) + ceil(plants/batch)."""
+once per snapshot and replaced when the snapshot changes, what it renders parses back to exactly the values
+served (golden files in test_golden.py pin the bytes), gzip is one stream of exactly the plain body, the memoised
+status section is never stale, and concurrent scrapes never cost an API call more than ceil(plants/page) +
+ceil(plants/batch)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from prometheus_client.openmetrics import exposition as om_format
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.exposition import Exposition, render_plants
-from exporter.metrics import PlantCollector, StatusCollector
-from exporter.model import parse_timestamp
+from exporter.data import AccountState
+from exporter.fetch.parse import parse_timestamp
+from exporter.serve import exposition as exposition_module
+from exporter.serve.exposition import Exposition, account_data, plant_families
+from exporter.serve.metrics import StatusCollector
 from exporter.simulator import Simulator
 from tests.conftest import Clock, Running, oauth_account
 
@@ -51,8 +54,30 @@ def _start(run_exporter: Callable[..., Running], sim: Simulator, **account: Any)
     account.setdefault("realtime", {"enabled": True, "extra_points": EXTRA_POINTS})
     r = run_exporter({"accounts": [oauth_account(sim, None, **account)]}, start=False)
     r.refresh_now()
-    assert r.exporter.pollers[0].snapshot is not None
+    assert r.exporter.engines[0].state().plants is not None
     return r
+
+
+def _plants_section(states: list[AccountState], openmetrics: bool) -> bytes:
+    return "".join(plant_families(account_data(states), openmetrics)).encode()
+
+
+def _body(exposition: Exposition, states: list[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:
+    return b"".join(exposition.render_parts(states, openmetrics=openmetrics, gzip=gzip))
+
+
+class _CountingRenders:
+    """Counts renders of the plant section (wraps the module's renderer)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = exposition_module.plant_families
+
+        def counting(*args: Any, **kwargs: Any) -> Iterator[str]:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(exposition_module, "plant_families", counting)
 
 
 def _families(text: str, openmetrics: bool) -> dict[str, tuple[str, str, set[tuple[str, frozenset[Any], float]]]]:
@@ -61,42 +86,36 @@ def _families(text: str, openmetrics: bool) -> dict[str, tuple[str, str, set[tup
             for f in parse(text)}
 
 
-def _reference(states: list[Any], openmetrics: bool) -> bytes:
-    registry = CollectorRegistry()
-    registry.register(PlantCollector(lambda: states))
-    if openmetrics:
-        return om_format.generate_latest(registry)[:-len(b"# EOF\n")]
-    return text_format.generate_latest(registry)
-
-
 @pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
-def test_fast_renderer_says_what_prometheus_client_says(awkward_sim: Simulator, run_exporter: Callable[..., Running],
-                                                        openmetrics: bool) -> None:
+def test_plant_section_parses_back_to_what_was_served(awkward_sim: Simulator, run_exporter: Callable[..., Running],
+                                                      openmetrics: bool) -> None:
     r = _start(run_exporter, awkward_sim)
     states = r.exporter.states()
-    fast = render_plants([(s.name, s.snapshot) for s in states], openmetrics).encode()
-    reference = _reference(states, openmetrics)
     end = "# EOF\n" if openmetrics else ""
-    got, want = _families(fast.decode() + end, openmetrics), _families(reference.decode() + end, openmetrics)
-    assert got == want
-    assert fast == reference  # the module promises the very same bytes, not only the same samples
-    # The fleet really did exercise the escapes.
+    got = _families(_plants_section(states, openmetrics).decode() + end, openmetrics)
+    # Every name went through the escapes and came back unchanged, as the simulator served it.
+    served = {str(p.ps_id): p["ps_name"] for p in awkward_sim.plants}
+    info = "isolarcloud_plant" if openmetrics else "isolarcloud_plant_info"
+    for _name, labels, _value in got[info][2]:
+        label = dict(labels)
+        assert label["ps_name"] == served[label["ps_id"]].replace("\r", " ")
     names = {dict(labels).get("ps_name") for _, _, samples in got.values() for _, labels, _ in samples}
     assert {"Line1\nLine2", 'Dach "Süd"', "C:\\PV\\roof\\", "🌞🔋 Sunny", "\\n literally"} <= names
     assert any(s for family, (_, _, s) in got.items() if family == "isolarcloud_plant_point_value")
     # And the served body carries exactly those plant samples.
     headers = {"Accept": OPENMETRICS_ACCEPT} if openmetrics else {}
-    served = _families(r.scrape(headers=headers), openmetrics)
-    assert {name: served[name] for name in want} == want
+    body = _families(r.scrape(headers=headers), openmetrics)
+    assert {name: body[name] for name in got} == got
 
 
 def test_same_snapshot_rendered_once_and_replaced_when_it_changes(sim: Simulator,
-                                                                   run_exporter: Callable[..., Running]) -> None:
+                                                                   run_exporter: Callable[..., Running],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     first = sim.plants[0].ps_id
     sim.set_plant(first, ps_name="Before-Rename-1")
     r = _start(run_exporter, sim)
-    exposition = r.exporter.exposition
-    assert exposition.renders == 0
+    exposition = _CountingRenders(monkeypatch)
+    assert exposition.count == 0
     for _ in range(4):
         assert 'ps_name="Before-Rename-1"' in r.scrape()
         assert 'ps_name="Before-Rename-1"' in r.scrape(headers={"Accept-Encoding": "gzip"})
@@ -105,21 +124,21 @@ def test_same_snapshot_rendered_once_and_replaced_when_it_changes(sim: Simulator
         t.start()
     for t in threads:
         t.join()
-    assert exposition.renders == 1  # one snapshot, one format: one render, whatever the scrapes and encodings
+    assert exposition.count == 1  # one snapshot, one format: one render, whatever the scrapes and encodings
     for _ in range(3):
         r.scrape(headers={"Accept": OPENMETRICS_ACCEPT})
     r.scrape()
-    assert exposition.renders == 2  # the OpenMetrics section is its own render, both stay cached
+    assert exposition.count == 2  # the OpenMetrics section is its own render, both stay cached
 
     sim.set_plant(first, ps_name="After-Rename-2")
     r.refresh_now()
     # The refresh thread rendered the new snapshot in both formats scrapes had asked for: no scrape waits.
-    assert exposition.renders == 4
+    assert exposition.count == 4
     for headers in ({}, {"Accept-Encoding": "gzip"}, {"Accept": OPENMETRICS_ACCEPT}):
         body = r.scrape(headers=headers)
         assert 'ps_name="After-Rename-2"' in body
         assert "Before-Rename-1" not in body
-    assert exposition.renders == 4  # the new snapshot in each format, once
+    assert exposition.count == 4  # the new snapshot in each format, once
 
 
 def _raw(r: Running, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
@@ -150,9 +169,8 @@ def test_gzip_is_one_stream_of_exactly_the_plain_body(awkward_sim: Simulator, ru
         r.refresh_now()
     states = r.exporter.states()
     exposition = r.exporter.exposition
-    plain = exposition.render(states, openmetrics=openmetrics, gzip=False)
-    assert zlib.decompress(exposition.render(states, openmetrics=openmetrics, gzip=True), 31) == plain
-    assert b"".join(exposition.render_parts(states, openmetrics=openmetrics, gzip=False)) == plain
+    plain = _body(exposition, states, openmetrics=openmetrics, gzip=False)
+    assert zlib.decompress(_body(exposition, states, openmetrics=openmetrics, gzip=True), 31) == plain
 
 
 @pytest.mark.parametrize("series", [0, 5, 400], ids=["tiny", "small", "large"])
@@ -167,13 +185,13 @@ def test_gzip_tail_of_any_size_completes_the_stream(sim: Simulator, run_exporter
     exposition = Exposition(runtime_collectors=[_Fixed([family])])
     states = r.exporter.states()
     for openmetrics in (False, True, False):
-        plain = exposition.render(states, openmetrics=openmetrics, gzip=False)
-        zipped = exposition.render(states, openmetrics=openmetrics, gzip=True)
+        plain = _body(exposition, states, openmetrics=openmetrics, gzip=False)
+        zipped = _body(exposition, states, openmetrics=openmetrics, gzip=True)
         inflater = zlib.decompressobj(31)
         assert inflater.decompress(zipped) == plain
         assert inflater.eof and inflater.unused_data == b""
     if series == 400:
-        assert len(plain) - len(render_plants([(s.name, s.snapshot) for s in states], False)) > 16 * 1024
+        assert len(plain) - len(_plants_section(states, False)) > 16 * 1024
 
 
 class _Ticking:
@@ -208,23 +226,25 @@ class _Fixed:
 
 
 def test_status_section_is_prometheus_clients_and_never_stale(sim: Simulator,
-                                                              run_exporter: Callable[..., Running]) -> None:
+                                                              run_exporter: Callable[..., Running],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     r = _start(run_exporter, sim, realtime={"enabled": False})
     ticking = _Ticking()
     exposition = Exposition(runtime_collectors=[ticking])
+    renders = _CountingRenders(monkeypatch)
     for round_ in range(8):
         if round_ == 4:
             r.refresh_now()  # the account's status changes: refreshes_total, API request counters, ...
         openmetrics = round_ % 4 >= 2
         states = r.exporter.states()
-        body = exposition.render(states, openmetrics=openmetrics, gzip=False)
-        plants = render_plants([(s.name, s.snapshot) for s in states], openmetrics).encode()
+        body = _body(exposition, states, openmetrics=openmetrics, gzip=False)
+        plants = _plants_section(states, openmetrics)
         reference = CollectorRegistry()
         reference.register(StatusCollector(lambda states=states: states))
         reference.register(_Fixed(_Ticking.families(ticking.n)))
         render = om_format.generate_latest if openmetrics else text_format.generate_latest
         assert body == plants + render(reference)
-    assert exposition.renders == 4  # two snapshots, two formats
+    assert renders.count == 4  # two snapshots, two formats
 
 
 def test_api_calls_per_refresh_are_exact_under_concurrent_scrapes(make_sim: Callable[..., Simulator],
@@ -255,9 +275,9 @@ def test_api_calls_per_refresh_are_exact_under_concurrent_scrapes(make_sim: Call
 
     scrape_concurrently()
     r.wait_refreshed(1)
-    snapshot = r.exporter.pollers[0].snapshot
-    assert snapshot is not None
-    plants = len(snapshot.plants)
+    plant_list = r.exporter.engines[0].state().plants
+    assert plant_list is not None
+    plants = len(plant_list.plants)
     assert 0 < plants <= 237
     once = (math.ceil(plants / page), math.ceil(plants / batch))
     assert calls() == once

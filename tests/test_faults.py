@@ -33,6 +33,7 @@ from tests._fault_support import (
     LEGACY_LIST,
     LIST,
     QUOTA_FAULTS,
+    REALTIME,
     DataFault,
     auth_total,
     cycle,
@@ -111,7 +112,7 @@ def start_healthy(run_exporter: Callable[..., Running], clock: Clock, sim: Simul
 # -- one test per data fault -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", fault_params(DATA_FAULTS))
+@pytest.mark.parametrize("fault", fault_params(tuple(f for f in DATA_FAULTS if f.path != REALTIME)))
 def test_data_fault(fault: DataFault, sim: Simulator, run_exporter: Callable[..., Running], clock: Clock,
                     tmp_path: Path) -> None:
     token_file = tmp_path / "tokens.json"
@@ -138,6 +139,34 @@ def test_data_fault(fault: DataFault, sim: Simulator, run_exporter: Callable[...
     assert_healthy(found, "oauth", sim)
     assert timed_get(r, "/-/healthy", LIMIT).status_code == 200
     assert json.loads(token_file.read_text())["refresh_token"]
+
+
+@pytest.mark.parametrize("fault", fault_params(tuple(f for f in DATA_FAULTS if f.path == REALTIME)))
+def test_realtime_fault_keeps_the_plant_list(fault: DataFault, sim: Simulator, run_exporter: Callable[..., Running],
+                                             clock: Clock) -> None:
+    """Real-time data is its own collection: when it fails, the plant list (isolarcloud_up, status series) stays
+    up; the production values are kept until the real-time collection's max_age, then withheld alone."""
+    r, found = start_healthy(run_exporter, clock, sim, oauth_account(sim, None))
+    power = select(found, "isolarcloud_plant_power_watts", account="oauth")
+    assert power
+    sim.inject(fault.fault, path=fault.path, times=1000)
+    found = cycle(r, LIMIT, INTERVAL + 1, clock)
+    assert_healthy(found, "oauth", sim)
+    assert value(found, "isolarcloud_collection_up", account="oauth", collection="realtime") == 0
+    assert value(found, "isolarcloud_collection_up", account="oauth", collection="plants") == 1
+    assert requests_total(found, "oauth", fault.path, fault.result) == 1
+    assert select(found, "isolarcloud_plant_power_watts", account="oauth").keys() == power.keys()  # kept
+
+    found = cycle(r, LIMIT, MAX_AGE, clock)  # still failing, and now the production values are too old
+    assert_healthy(found, "oauth", sim)
+    assert not select(found, "isolarcloud_plant_power_watts", account="oauth")
+    assert value(found, "isolarcloud_collection_up", account="oauth", collection="realtime") == 0
+
+    sim.clear_faults()
+    found = cycle(r, LIMIT, INTERVAL + 1, clock)
+    assert_healthy(found, "oauth", sim)
+    assert value(found, "isolarcloud_collection_up", account="oauth", collection="realtime") == 1
+    assert select(found, "isolarcloud_plant_power_watts", account="oauth").keys() == power.keys()
 
 
 def test_fault_exposition_passes_promtool(promtool: str, sim: Simulator, run_exporter: Callable[..., Running],
@@ -281,7 +310,7 @@ def test_network_fault(kind: str, sim: Simulator, run_exporter: Callable[..., Ru
     assert refresh_errors(found, "login") == 1
     assert timed_get(r, "/-/ready", LIMIT).status_code == 200  # attempted: ready, and says down
 
-    transport = r.exporter.pollers[0].api.transport
+    transport = r.exporter.engines[0].session.transport
     transport.base_url = sim.url  # the network is back
     found = cycle(r, LIMIT, INTERVAL + 1, clock)
     assert_healthy(found, "login", sim)
@@ -438,7 +467,7 @@ def _assert_no_calls_during_backoff(r: Running, sim: Simulator, clock: Clock, un
     for _ in range(5):
         clock.advance(step)
         found = scrape(r, LIMIT)
-        assert value(found, "isolarcloud_up", account=next(iter(p.account.name for p in r.exporter.pollers))) == 0
+        assert value(found, "isolarcloud_up", account=next(iter(p.name for p in r.exporter.engines))) == 0
     time.sleep(0.1)
     assert sim.count() == calls, "API calls were made during the backoff"
     assert refreshes(r) == attempts
@@ -611,7 +640,7 @@ def test_slow_drip_through_an_http_proxy_is_cut_too(sim: Simulator, run_exporter
                                                     clock: Clock, tcp_relay: str) -> None:
     """Behind a proxy (HTTP(S)_PROXY) the total deadline holds as well."""
     r = run_exporter(config(oauth_account(sim, None)), clock=clock, start=False)
-    r.exporter.pollers[0].api.transport.session.proxies = {"http": tcp_relay, "https": tcp_relay}
+    r.exporter.engines[0].session.transport.session.proxies = {"http": tcp_relay, "https": tcp_relay}
     r.exporter.start()
     r.wait_refreshed(1)
     assert_healthy(scrape(r, LIMIT), "oauth", sim)

@@ -14,9 +14,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.api import _total
-from exporter.client import ApiError, check_result, decode, envelope
-from exporter.model import POINTS, Plant, UnknownUnit, apply_legacy_values, apply_realtime, parse_plant, unit_value
+from exporter.data import QUANTITIES
+from exporter.fetch.envelope import ApiError, check_result, decode, result_data
+from exporter.fetch.parse import UnknownUnit, unit_value
+from exporter.fetch.plants import _total, legacy_production, parse_plant
+from exporter.fetch.realtime import RealtimeApi
+from tests.fakes import FakeGateway, oauth_session, ok
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -76,12 +79,6 @@ unit_objects = st.fixed_dictionaries({}, optional={
 })
 
 
-def _plant() -> Plant:
-    plant = parse_plant({"ps_id": 1, "ps_name": "p"})
-    assert plant is not None
-    return plant
-
-
 @SETTINGS
 @given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode())
        | st.sampled_from([b"NaN", b"[" * 100_000, b'{"a":' * 50_000, b"1" * 5000, b'"\\ud800"', b"\xef\xbb\xbf{}"]))
@@ -97,15 +94,15 @@ def test_decode_raises_only_api_errors(raw: bytes) -> None:
 @given(st.dictionaries(st.sampled_from(["result_code", "result_msg", "result_data", "error", "x"]), json_values)
        | st.fixed_dictionaries({"result_code": st.sampled_from(["1", 1, "E00003", "E999", " 1 ", "1.0", None])
                                 | json_values, "result_msg": json_values, "result_data": json_values}))
-def test_check_result_and_envelope_raise_only_api_errors(doc: dict[str, Any]) -> None:
-    for judge in (check_result, envelope):
+def test_check_result_and_result_data_raise_only_api_errors(doc: dict[str, Any]) -> None:
+    for judge in (check_result, result_data):
         try:
             out = judge("ep", doc)
         except ApiError as exc:
             assert exc.result and len(exc.result) <= 40
             assert "\n" not in str(exc)
             continue
-        if judge is envelope:
+        if judge is result_data:
             assert isinstance(out, dict)
 
 
@@ -121,8 +118,8 @@ def test_parse_plant_never_raises(row: dict[str, Any], api_time_zone: str) -> No
     for coordinate in (plant.latitude, plant.longitude):
         assert coordinate is None or math.isfinite(coordinate)
     assert "\r" not in plant.ps_name + plant.location + plant.time_zone
-    apply_legacy_values(plant, row)
-    assert all(math.isfinite(v) for v in plant.values.values())
+    values, _unknown = legacy_production(row)
+    assert all(math.isfinite(v) for v in values.values())
 
 
 @SETTINGS
@@ -136,14 +133,15 @@ def test_unit_value_raises_only_unknown_unit(obj: Any) -> None:
 
 
 @SETTINGS
-@given(st.dictionaries(st.sampled_from([f"p{p.point_id}" for p in POINTS] + ["p99999", "ps_id", "x"]),
+@given(st.dictionaries(st.sampled_from([f"p{q.point_id}" for q in QUANTITIES if q.point_id] + ["p99999", "ps_id", "x"]),
                        numberish | json_values, max_size=16),
        st.lists(st.sampled_from(["99999", "83033", "1"]) | st.text(max_size=6), max_size=3))
-def test_apply_realtime_never_raises(entry: dict[str, Any], extra: list[str]) -> None:
-    plant = _plant()
-    apply_realtime(plant, entry, extra)
-    assert all(math.isfinite(v) for v in plant.values.values())
-    assert all(math.isfinite(v) for v in plant.extra_points.values())
+def test_realtime_entries_never_raise(entry: dict[str, Any], extra: list[str]) -> None:
+    gateway = FakeGateway({"getPowerStationRealTimeData": lambda body: ok({"device_point_list": [
+        {**entry, "ps_id": "1"}, entry]})})
+    result = RealtimeApi(oauth_session(gateway, clock=lambda: 0.0), batch_size=50, extra_points=extra).read(["1"])
+    assert all(math.isfinite(v) for values in result.values.values() for v in values.values())
+    assert all(math.isfinite(v) for values in result.extra.values() for v in values.values())
 
 
 @SETTINGS

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
+from exporter.serve import exposition as exposition_module
 from exporter.simulator import Simulator
 from tests.conftest import Running, login_account, oauth_account, samples, value
 
@@ -41,8 +42,13 @@ def _get(port: int, path: str = "/metrics", timeout: float = 10.0) -> tuple[int,
         conn.close()
 
 
-def test_200_concurrent_scrapes_share_one_refresh(sim: Simulator, run_exporter: Callable[..., Running]) -> None:
+def test_200_concurrent_scrapes_share_one_refresh(sim: Simulator, run_exporter: Callable[..., Running],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A cold exporter hit by 200 scrapes at once: one refresh (one list call), and every scrape answers."""
+    renders: list[int] = []
+    real = exposition_module.plant_families
+    monkeypatch.setattr(exposition_module, "plant_families",
+                        lambda *args, **kwargs: renders.append(1) or real(*args, **kwargs))
     # The list call takes 0.5 s, so every scrape arrives while the one refresh is running.
     sim.inject("hook", path=LIST, hook=lambda s: time.sleep(0.5))
     r = run_exporter({"scrape_timeout": 20, "accounts": [oauth_account(sim, None)]}, start=False)
@@ -76,10 +82,10 @@ def test_200_concurrent_scrapes_share_one_refresh(sim: Simulator, run_exporter: 
         if i % 40 == 0:  # parsing is slow; a sample of the answers is parsed in full
             found = samples(body.decode())
             assert value(found, "isolarcloud_plants", account="oauth") == plants
-    assert sum(r.exporter.pollers[0].stats.copy().refreshes.values()) == 1
+    assert sum(r.exporter.engines[0].stats.view().refreshes.values()) == 1
     assert sim.count(LIST) == 1
     assert sim.count("refreshToken") == 1
-    assert r.exporter.exposition.renders == 1  # and the plant section was rendered once for all of them
+    assert len(renders) == 1  # and the plant section was rendered once for all of them
 
 
 def test_10000_sequential_scrapes_keep_memory_flat(make_sim: Callable[..., Simulator],
@@ -106,7 +112,7 @@ def test_10000_sequential_scrapes_keep_memory_flat(make_sim: Callable[..., Simul
     assert growth < 8 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB over 9000 scrapes"
     assert _fds() <= fds
     assert threading.active_count() <= threads
-    assert sum(r.exporter.pollers[0].stats.copy().refreshes.values()) == 1
+    assert sum(r.exporter.engines[0].stats.view().refreshes.values()) == 1
     assert elapsed < 60
 
 
@@ -144,7 +150,7 @@ def _handlers_blocked_writing() -> int:
     """Server threads currently inside the exporter's response write."""
     count = 0
     for frame in sys._current_frames().values():
-        if any(f.filename.endswith(os.path.join("exporter", "web.py")) and f.name == "_send"
+        if any(f.filename.endswith(os.path.join("exporter", "serve", "web.py")) and f.name == "_send"
                for f in traceback.extract_stack(frame)):
             count += 1
     return count

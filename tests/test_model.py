@@ -1,4 +1,5 @@
-"""Lenient parsing: every odd shape the API is known or suspected to send, and never a missing value as healthy."""
+"""Lenient parsing of plant rows and values: every odd shape the API is known or suspected to send, and never a
+missing value as healthy."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ from typing import Any
 
 import pytest
 
-from exporter.model import (
+from exporter.data import ps_type_slug
+from exporter.fetch.parse import (
     UnknownUnit,
-    apply_legacy_values,
-    apply_realtime,
     parse_float,
     parse_int,
-    parse_plant,
     parse_timestamp,
-    ps_type_slug,
+    ps_id,
     unit_value,
     zone_offset,
 )
+from exporter.fetch.plants import legacy_production, parse_plant
+from exporter.fetch.realtime import RealtimeApi
+from tests.fakes import FakeGateway, oauth_session, ok
 
 # The Quick Start example row, as documented.
 ROW: dict[str, Any] = {
@@ -126,22 +128,27 @@ def test_unit_values_normalise_to_base_units(obj: Any, expected: float | None) -
 def test_unknown_unit_is_reported_not_guessed() -> None:
     with pytest.raises(UnknownUnit):
         unit_value({"unit": "furlong", "value": "1"})
-    p = parse_plant(ROW)
-    assert p is not None
-    unknown = apply_legacy_values(p, {"curr_power": {"unit": "hp", "value": "3"},
-                                      "today_energy": {"unit": "kWh", "value": "12.5"}})
+    values, unknown = legacy_production({"curr_power": {"unit": "hp", "value": "3"},
+                                         "today_energy": {"unit": "kWh", "value": "12.5"}})
     assert unknown == ["hp"]
-    assert "isolarcloud_plant_power_watts" not in p.values
-    assert p.values["isolarcloud_plant_energy_today_joules"] == pytest.approx(12.5 * 3.6e6)
+    assert values == {"energy_today_joules": pytest.approx(12.5 * 3.6e6)}
 
 
 def test_realtime_values_missing_are_omitted_and_units_scaled() -> None:
-    p = parse_plant(ROW)
-    assert p is not None
-    apply_realtime(p, {"ps_id": "1152381", "p83033": "108500.0", "p83022": "", "p83024": None, "p83252": "0.812",
-                       "p83025": "3.5"}, extra_points=["83025", "83016"])
-    assert p.values == {"isolarcloud_plant_power_watts": 108500.0, "isolarcloud_plant_battery_soc_ratio": 0.812}
-    assert p.extra_points == {"83025": 3.5}
+    gateway = FakeGateway({"getPowerStationRealTimeData": lambda body: ok({"device_point_list": [
+        {"ps_id": "1152381", "p83033": "108500.0", "p83022": "", "p83024": None, "p83252": "0.812", "p83025": "3.5"},
+    ], "point_dict": [{"point_id": 83025, "point_name": "Plant equivalent hours", "point_unit": "h"}]})})
+    api = RealtimeApi(oauth_session(gateway, clock=lambda: 0.0), batch_size=50, extra_points=["83025", "83016"])
+    result = api.read(["1152381"])
+    assert result.values == {"1152381": {"power_watts": 108500.0, "battery_soc_ratio": 0.812}}
+    assert result.extra == {"1152381": {"83025": 3.5}}
+    assert result.point_names == {"83025": ("Plant equivalent hours", "h")}
+
+
+def test_one_canonical_plant_id() -> None:
+    """Lists send integers, real-time answers strings; all forms of one id must name one plant."""
+    assert ps_id(123) == ps_id("123") == ps_id(123.0) == ps_id(" 123 ") == ps_id("123.0") == "123"
+    assert ps_id(-1) is None and ps_id("abc") is None and ps_id(None) is None and ps_id(True) is None
 
 
 def test_parse_helpers() -> None:

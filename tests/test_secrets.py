@@ -28,8 +28,8 @@ import pytest
 import requests
 import yaml
 
-from exporter.auth import TokenFile, Tokens
 from exporter.config import load_config
+from exporter.fetch.auth import TokenFile, Tokens
 from exporter.simulator import Simulator
 from tests._fault_support import DATA_FAULTS, LEGACY_LIST, LIST, QUOTA_FAULTS
 from tests.conftest import Running
@@ -338,7 +338,7 @@ def test_gateway_echoing_secrets_leaks_nothing(mode: str, echo_gateway: str,
     r.wait_refreshed(1)
     secrets = {"refresh token": refresh_token, "password": password, "appkey": auth["appkey"],
                "secret key": auth["secret_key"]}
-    state = r.exporter.pollers[0].state()
+    state = r.exporter.engines[0].state()
     assert state.last_error and "rejected" in state.last_error
     assert not leaks(state.last_error, secrets)
     assert not leaks(r.get("/").text, secrets)

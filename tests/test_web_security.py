@@ -20,8 +20,8 @@ import requests
 import trustme
 import yaml
 
+from exporter.serve.web import Server, WebConfig, WebConfigError, load_web_config, parse_listen_address
 from exporter.simulator import Simulator
-from exporter.web import Server, WebConfig, WebConfigError, load_web_config, parse_listen_address
 from tests.conftest import Running, login_account, samples, value
 
 ENDPOINTS = ("/metrics", "/", "/-/healthy", "/-/ready")
@@ -66,7 +66,7 @@ def web_config(tmp_path: Path, data: dict[str, Any]) -> WebConfig:
 def serve(sim: Simulator, run_exporter: Callable[..., Running]) -> Callable[[WebConfig], Running]:
     def start(web: WebConfig) -> Running:
         r = run_exporter({"accounts": [login_account(sim)]}, web=web)
-        r.exporter.pollers[0].refresh()  # a finished refresh: ready, and plants to show
+        r.exporter.engines[0].refresh()  # a finished refresh: ready, and plants to show
         return r
 
     return start

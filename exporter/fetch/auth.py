@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from .client import ApiError, CredentialError, Transport, check_result, endpoint_name
-from .logs import register_secrets
+from ..logs import register_secrets
+from .envelope import ApiError, CredentialError, check_result, endpoint_name
+from .transport import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +129,16 @@ class Auth(Protocol):
     def renewed(self) -> bool:
         """After rejected credentials: new ones arrived (the token file changed), so a retry can start now."""
 
+    def settle(self, timeout: float) -> None:
+        """Wait at most `timeout` seconds for a token renewal in flight to finish (before the process exits)."""
+
 
 class OAuth2Auth:
     """Bearer tokens with a rotating refresh token, persisted to `token_file` when one is configured."""
 
     mode = "oauth2"
 
-    def __init__(self, transport: Transport, *, appkey: str, secret_key: str, lang: str,
+    def __init__(self, transport: Gateway, *, appkey: str, secret_key: str, lang: str,
                  tokens: Tokens, token_file: TokenFile | None, record_auth: AuthRecorder,
                  clock: Callable[[], float] = time.time) -> None:
         self.transport = transport
@@ -152,7 +156,7 @@ class OAuth2Auth:
         self._dead: CredentialError | None = None
 
     @classmethod
-    def from_config(cls, transport: Transport, *, appkey: str, secret_key: str, lang: str,
+    def from_config(cls, transport: Gateway, *, appkey: str, secret_key: str, lang: str,
                     access_token: str | None, refresh_token: str | None, token_file: Path | None,
                     record_auth: AuthRecorder, clock: Callable[[], float] = time.time) -> OAuth2Auth:
         """Tokens from `token_file` win over configured ones: the file holds the newest rotated token."""
@@ -233,7 +237,7 @@ class OAuth2Auth:
         """A token endpoint: the new tokens, or the typed error; counted either way."""
         endpoint = endpoint_name(path)
         try:
-            doc = self.transport.fetch(path, body, {"x-access-key": self.secret_key})
+            doc = self.transport.post_document(path, body, {"x-access-key": self.secret_key})
             fresh = _token_fields(doc)
             if not fresh.get("access_token"):
                 check_result(endpoint, doc)
@@ -316,7 +320,7 @@ class LoginAuth:
 
     mode = "login"
 
-    def __init__(self, transport: Transport, *, appkey: str, secret_key: str, lang: str, user_account: str,
+    def __init__(self, transport: Gateway, *, appkey: str, secret_key: str, lang: str, user_account: str,
                  user_password: str, record_auth: AuthRecorder, clock: Callable[[], float] = time.time) -> None:
         self.transport = transport
         self.appkey = appkey
@@ -336,6 +340,9 @@ class LoginAuth:
 
     def renewed(self) -> bool:
         return False  # the password comes from the configuration, which is read once
+
+    def settle(self, timeout: float) -> None:
+        """A login token is not persisted: nothing can be lost by exiting mid-login."""
 
     def expiries(self) -> dict[str, float]:
         return {"login": self.token_expires_at} if self.token and self.token_expires_at else {}
@@ -363,7 +370,7 @@ class LoginAuth:
             body = {"appkey": self.appkey, "user_account": self.user_account,
                     "user_password": self.user_password, "lang": self.lang}
             try:
-                doc = self.transport.fetch(LOGIN_PATH, body, self._headers())
+                doc = self.transport.post_document(LOGIN_PATH, body, self._headers())
                 check_result("login", doc)
                 data = _data(doc)
                 state = str(data.get("login_state", "")).strip()

@@ -1,7 +1,8 @@
-"""HTTP transport to an iSolarCloud gateway: one POST, the envelope, and a typed error for every failure.
+"""HTTP transport to an iSolarCloud gateway: one POST with a total deadline and a size cap.
 
 Every request is reported to a `record(endpoint, result)` callback so that each call, good or bad, shows up in
 `isolarcloud_api_requests_total`. Nothing here ever puts a request body, header or token into an error message.
+`Gateway` is what the rest of the fetch side needs of a transport; unit tests give it a fake one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -20,49 +22,48 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from .logs import scrub
+from .envelope import (
+    ApiError,
+    ResponseError,
+    TransportError,
+    decode,
+    endpoint_name,
+    oauth_error,
+    oauth_exception,
+    result_data,
+)
 
 Recorder = Callable[[str, str], None]
 
-# Result codes after which retrying soon only burns quota or makes things worse [doc: Appendix 2].
-QUOTA_CODES = {"E999", "E998", "E901", "E916", "E903"}
-# Codes that mean the token is gone: refresh or log in again, once.
-TOKEN_CODES = {"E00003", "30001"}
-# Codes that mean the credentials themselves are wrong: no retry will help.
-CREDENTIAL_CODES = {"E00000", "E00001", "E900", "E912", "E914", "E918", "E919", "001", "E911"}
 
+class Gateway(ABC):
+    """One iSolarCloud gateway, as the auth and API modules use it: `post_document` sends, `post` judges the
+    envelope and records the result. Unit tests subclass it with an in-memory gateway."""
 
-class ApiError(Exception):
-    """A failed API call. `result` is the metric label; the message is safe to log and show."""
+    record: Recorder
 
-    def __init__(self, endpoint: str, result: str, message: str) -> None:
-        super().__init__(f"{endpoint}: {message}")
-        self.endpoint = endpoint
-        self.result = result
+    @abstractmethod
+    def post_document(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        """The decoded JSON object, unjudged and unrecorded: token calls judge and record it themselves."""
 
+    def post(self, path: str, body: dict[str, Any], headers: dict[str, str],
+             require_list: str | None = None) -> dict[str, Any]:
+        """`result_data` (a dict) of a successful envelope, or an ApiError subclass; recorded either way.
+        `require_list` names a key of `result_data` that must hold a list: a call without it is recorded as
+        invalid_response, not as a success."""
+        endpoint = endpoint_name(path)
+        try:
+            data = result_data(endpoint, self.post_document(path, body, headers))
+            if require_list is not None and not isinstance(data.get(require_list), list):
+                raise ResponseError(endpoint, "invalid_response", f"result_data has no {require_list} list")
+        except ApiError as exc:
+            self.record(endpoint, exc.result)
+            raise
+        self.record(endpoint, "1")
+        return data
 
-class TransportError(ApiError):
-    """No usable HTTP answer: refused, DNS, TLS, timeout, HTTP error status, oversized body."""
-
-
-class ResponseError(ApiError):
-    """An answer that is not the documented envelope or shape."""
-
-
-class TokenError(ApiError):
-    """The access or login token is invalid or expired (E00003, `invalid_token`)."""
-
-
-class QuotaError(ApiError):
-    """Quota or rate limit (E999 hourly, E998 monthly, E901, E916 logins too frequent)."""
-
-
-class CredentialError(ApiError):
-    """Appkey, secret key, password or refresh token rejected: needs a human."""
-
-
-class ResultError(ApiError):
-    """Any other non-success result code."""
+    def close(self) -> None:  # noqa: B027  (nothing to release unless a subclass holds connections)
+        """Release connections."""
 
 
 def _classify_exception(exc: Exception, cut: bool = False, timeout: float = 0.0) -> tuple[str, str]:
@@ -163,8 +164,8 @@ def _reason(exc: BaseException) -> BaseException | None:
     return args[0] if args and isinstance(args[0], BaseException) else None
 
 
-class Transport:
-    """Posts JSON to one gateway with a total deadline and a response size cap."""
+class Transport(Gateway):
+    """Posts JSON over HTTP to one gateway with a total deadline and a response size cap."""
 
     def __init__(self, base_url: str, *, timeout: float, max_bytes: int, record: Recorder,
                  session: requests.Session | None = None) -> None:
@@ -193,23 +194,7 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
-    def post(self, path: str, body: dict[str, Any], headers: dict[str, str],
-             require_list: str | None = None) -> dict[str, Any]:
-        """POST and return `result_data` (a dict) of a successful envelope, or raise an ApiError subclass.
-        `require_list` names a key of `result_data` that must hold a list: a call without it is recorded as
-        invalid_response, not as a success."""
-        endpoint = endpoint_name(path)
-        try:
-            data = envelope(endpoint, self.fetch(path, body, headers))
-            if require_list is not None and not isinstance(data.get(require_list), list):
-                raise ResponseError(endpoint, "invalid_response", f"result_data has no {require_list} list")
-        except ApiError as exc:
-            self.record(endpoint, exc.result)
-            raise
-        self.record(endpoint, "1")
-        return data
-
-    def fetch(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    def post_document(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         """POST and return the decoded JSON object, unjudged and unrecorded (token calls judge it themselves)."""
         endpoint = endpoint_name(path)
         return decode(endpoint, self._send(path, endpoint, body, headers))
@@ -257,88 +242,8 @@ class Transport:
             response.close()
         raw = b"".join(chunks)
         if response.status_code != 200:
-            oauth = _oauth_error(raw)
+            oauth = oauth_error(raw)
             if oauth is not None:
-                raise _oauth_exception(endpoint, oauth)
+                raise oauth_exception(endpoint, oauth)
             raise TransportError(endpoint, f"http_{response.status_code}", f"HTTP {response.status_code}")
         return raw
-
-
-
-def endpoint_name(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
-
-
-def decode(endpoint: str, raw: bytes) -> dict[str, Any]:
-    """Bytes → JSON object; an OAuth-style error object raises like an error result code."""
-    if not raw.strip():
-        raise ResponseError(endpoint, "invalid_response", "empty response body")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ResponseError(endpoint, "invalid_response", "response is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ResponseError(endpoint, "invalid_response", f"response is a JSON {type(doc).__name__}, not an object")
-    oauth = _oauth_error_doc(doc)
-    if oauth is not None:
-        raise _oauth_exception(endpoint, oauth)
-    return doc
-
-
-def check_result(endpoint: str, doc: dict[str, Any]) -> None:
-    """Raise the typed error for a non-"1" `result_code` (a string per the portal; 1 also accepted)."""
-    code = doc.get("result_code")
-    if code is None:
-        raise ResponseError(endpoint, "invalid_response", "response has no result_code")
-    code = str(code).strip()
-    if code == "1":
-        return
-    message = _safe_message(doc.get("result_msg"))
-    label = "".join(ch for ch in code if ch.isalnum() or ch in "-_")[:16] or "empty"
-    if code in TOKEN_CODES:
-        raise TokenError(endpoint, label, f"token invalid or expired ({code} {message})")
-    if code in QUOTA_CODES:
-        raise QuotaError(endpoint, label, f"quota or rate limit ({code} {message})")
-    if code in CREDENTIAL_CODES:
-        raise CredentialError(endpoint, label, f"credentials rejected ({code} {message})")
-    raise ResultError(endpoint, label, f"result_code {label} {message}")
-
-
-def envelope(endpoint: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """A successful envelope's `result_data`, which for the calls we make must be an object."""
-    check_result(endpoint, doc)
-    data = doc.get("result_data")
-    if not isinstance(data, dict):
-        kind = type(data).__name__ if data is not None else "null"
-        raise ResponseError(endpoint, "invalid_response", f"result_data is {kind}, not an object")
-    return data
-
-
-def _safe_message(value: Any) -> str:
-    """The gateway's result_msg, shortened and reduced to printable text (it ends up in logs and on /), with
-    any known secret removed: a gateway may quote the token or password it rejects."""
-    text = "" if value is None else str(value)
-    return scrub("".join(ch if ch.isprintable() else "?" for ch in text))[:120]
-
-
-def _oauth_error(raw: bytes) -> str | None:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return _oauth_error_doc(doc) if isinstance(doc, dict) else None
-
-
-def _oauth_error_doc(doc: dict[str, Any]) -> str | None:
-    """The OAuth-style `{error, error_description}` body (shape undocumented; treated like E00003)."""
-    error = doc.get("error")
-    if isinstance(error, str) and error and "result_code" not in doc:
-        return "".join(ch for ch in error if ch.isalnum() or ch == "_")[:40] or "unknown"
-    return None
-
-
-def _oauth_exception(endpoint: str, error: str) -> ApiError:
-    if error in ("invalid_token", "expired_token", "unauthorized"):
-        return TokenError(endpoint, f"oauth_{error}", f"token rejected ({error})")
-    return ResultError(endpoint, f"oauth_{error}", f"OAuth error {error}")
-

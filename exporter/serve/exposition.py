@@ -1,10 +1,11 @@
-"""Render each snapshot once, gzip it once, serve the bytes until the next snapshot.
+"""Render each account's data once, gzip it once, serve the bytes until the data changes.
 
-The per-plant section (almost all of the bytes) is rendered from `metrics.PLANT_FAMILIES` when the set of
-snapshots changes and cached per exposition format (as one chunk per family, written out without copying),
-together with its deflate stream up to a sync flush. A scrape only renders the small status section through
-prometheus_client and deflates it after that point, so the gzip body is one ordinary stream. The output is
-the same as prometheus_client's for `PlantCollector`.
+The per-plant section (almost all of the bytes) is rendered from `metrics.PLANT_FAMILIES` when an account's data
+changes (a new plant list or new production values) and cached per exposition format (as one chunk per family,
+written out without copying), together with its deflate stream up to a sync flush. A scrape only renders the
+small status section through prometheus_client and deflates it after that point, so the gzip body is one
+ordinary stream. The output is what prometheus_client would render for the same families (golden files in
+tests/golden/ hold it).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from prometheus_client.openmetrics import exposition as om_format
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from ..data import EMPTY, AccountState, PlantList, Production
 from .metrics import PLANT_FAMILIES, POINT_VALUE, POINT_VALUE_HELP, StatusCollector, plant_label_values
-from .poller import AccountState, Snapshot
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -43,24 +44,29 @@ def _help(text: str, openmetrics: bool) -> str:
     return text.replace('"', '\\"') if openmetrics else text
 
 
-def render_plants(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) -> str:
-    """The per-plant families in one pass per family; label strings are built once per plant."""
-    return "".join(_plant_families(snapshots, openmetrics))
+# One account's data for the plant section: its name, plant list, and production values (if fresh).
+AccountData = tuple[str, PlantList, "Production | None"]
+
+
+def account_data(states: Sequence[AccountState]) -> list[AccountData]:
+    return [(s.name, s.plants, s.production) for s in states if s.plants is not None]
 
 
 PIECE = 512  # plants per piece of a family
 
 
-def _plant_families(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool) -> Iterator[str]:
+def plant_families(accounts: Sequence[AccountData], openmetrics: bool) -> Iterator[str]:
     """The per-plant section in pieces of at most PIECE plants of one family, so that it is encoded piecewise:
     one str of a whole family (let alone the section) takes 4 bytes per character as soon as a single plant
     name holds an emoji, and such large short-lived strings fragment the heap between the cached chunks."""
     rows = []
-    for account, snapshot in snapshots:
-        for plant in snapshot.plants:
+    for account, plant_list, production in accounts:
+        values = production.values if production is not None else {}
+        extra = production.extra if production is not None else {}
+        for plant in plant_list.plants:
             a, ps_id, name, ps_type = (_label(v) for v in plant_label_values(account, plant))
-            rows.append((plant, a, ps_id, name, ps_type, f'account="{a}",ps_id="{ps_id}",ps_name="{name}",'
-                                                         f'ps_type="{ps_type}"'))
+            rows.append((plant, values.get(plant.ps_id, EMPTY), extra.get(plant.ps_id, EMPTY), a, ps_id, name,
+                         ps_type, f'account="{a}",ps_id="{ps_id}",ps_name="{name}",ps_type="{ps_type}"'))
     for family in PLANT_FAMILIES:
         out: list[str] = []
         sample = family.name
@@ -75,8 +81,8 @@ def _plant_families(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool
         value_of = family.value
         extra = family.extra
         for start in range(0, len(rows), PIECE):
-            for plant, a, ps_id, name, ps_type, labels in rows[start:start + PIECE]:
-                value = value_of(plant)
+            for plant, plant_values, _extra, a, ps_id, name, ps_type, labels in rows[start:start + PIECE]:
+                value = value_of(plant, plant_values)
                 if value is None:
                     continue
                 if extra is not None:
@@ -91,10 +97,11 @@ def _plant_families(snapshots: Sequence[tuple[str, Snapshot]], openmetrics: bool
         if out:
             yield "".join(out)
     out = [f"# HELP {POINT_VALUE} {_help(POINT_VALUE_HELP, openmetrics)}\n# TYPE {POINT_VALUE} gauge\n"]
-    names = {account: snapshot.point_names for account, snapshot in snapshots}
+    names = {account: production.point_names if production is not None else {}
+             for account, _plants, production in accounts}
     for start in range(0, len(rows), PIECE):
-        for plant, a, ps_id, name, ps_type, _labels in rows[start:start + PIECE]:
-            for point_id, value in plant.extra_points.items():
+        for _plant, _values, extra_points, a, ps_id, name, ps_type, _labels in rows[start:start + PIECE]:
+            for point_id, value in extra_points.items():
                 # Account names are restricted to characters that need no escaping: `a` is the name itself.
                 point_name, unit = names[a].get(point_id, ("", ""))
                 out.append(f'{POINT_VALUE}{{account="{a}",point_id="{_label(point_id)}",'
@@ -167,11 +174,17 @@ _STATE_FIELDS = tuple(f.name for f in fields(AccountState))
 
 
 def _state_key(state: AccountState) -> tuple[object, ...]:
-    """Every field of the state, compared by value; the snapshot by generation and size (comparing two
-    snapshots by value would compare every plant)."""
-    snapshot = state.snapshot
-    return tuple((snapshot.generation, snapshot.taken_at, len(snapshot.plants)) if name == "snapshot" and snapshot
-                 else getattr(state, name) for name in _STATE_FIELDS)
+    """Every field of the state, compared by value; data objects by generation (comparing two plant lists by
+    value would compare every plant)."""
+    return tuple(_data_key(getattr(state, name)) if name in _DATA_FIELDS else getattr(state, name)
+                 for name in _STATE_FIELDS)
+
+
+_DATA_FIELDS = frozenset({"plants", "production"})
+
+
+def _data_key(data: PlantList | Production | None) -> object:
+    return None if data is None else (type(data).__name__, data.generation)
 
 
 class _Collectors:
@@ -187,7 +200,7 @@ class _Collectors:
 
 @dataclass
 class _Rendered:
-    key: tuple[tuple[str, int], ...]
+    key: tuple[tuple[str, int, int | None], ...]
     chunks: list[bytes]  # the plant section, one chunk per family: never copied into one string or body
     gzip_prefix: bytes | None = None  # gzip header + the section's deflate stream, sync-flushed (byte-aligned)
     crc: int = 0  # CRC-32 and length of the section, for the gzip trailer
@@ -202,24 +215,23 @@ class Exposition:
             PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR]
         self._lock = threading.Lock()
         self._cache: dict[bool, _Rendered] = {}
-        self.renders = 0  # how often the plant section was rendered; the tests guard the caching with it
         # Status families as last rendered, by (format, name): most of them are unchanged from one scrape to the
         # next, and prometheus_client's renderer costs far more than comparing what it would render.
         self._status_memo: dict[tuple[bool, str], tuple[Hashable, bytes]] = {}
         self._accounts_memo: dict[bool, tuple[tuple[tuple[object, ...], ...], bytes]] = {}
 
     def _plants(self, states: Sequence[AccountState], openmetrics: bool, gzip: bool) -> _Rendered:
-        snapshots = [(s.name, s.snapshot) for s in states if s.snapshot is not None]
-        key = tuple((name, snapshot.generation) for name, snapshot in snapshots)
+        accounts = account_data(states)
+        key = tuple((name, plant_list.generation, production.generation if production is not None else None)
+                    for name, plant_list, production in accounts)
         with self._lock:
             cached = self._cache.get(openmetrics)
             if cached is None or cached.key != key:
                 # Let every outdated section go (either format) before the new one is built.
                 cached = None
                 self._cache = {fmt: r for fmt, r in self._cache.items() if r.key == key}
-                cached = _Rendered(key, _coalesce(f.encode() for f in _plant_families(snapshots, openmetrics)))
+                cached = _Rendered(key, _coalesce(f.encode() for f in plant_families(accounts, openmetrics)))
                 self._cache[openmetrics] = cached
-                self.renders += 1
             if gzip and cached.gzip_prefix is None:
                 state = zlib.compressobj(6, zlib.DEFLATED, 31)
                 parts = [state.compress(chunk) for chunk in cached.chunks]
@@ -237,9 +249,6 @@ class Exposition:
             wanted = [(openmetrics, r.gzip_prefix is not None) for openmetrics, r in self._cache.items()]
         for openmetrics, gzip in wanted:
             self._plants(states, openmetrics, gzip)
-
-    def render(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:
-        return b"".join(self.render_parts(states, openmetrics=openmetrics, gzip=gzip))
 
     def render_parts(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> list[bytes]:
         """The body as a list of byte strings to be written in order: the cached section is never copied."""

@@ -1,26 +1,25 @@
-"""Metric definitions and the two custom collectors.
+"""Every metric the exporter defines: names, HELP texts, types, and where each value comes from.
 
-`PLANT_FAMILIES` is the single definition of every per-plant metric: name, help, type, value. `PlantCollector`
-turns it into prometheus_client metric families (the canonical form); `exposition.py` renders the same table
-straight to bytes once per snapshot, and a test checks that both agree. `StatusCollector` serves the small,
-per-scrape account health metrics.
+`PLANT_FAMILIES` defines the per-plant families; `exposition.py` renders them straight to bytes once per snapshot.
+`StatusCollector` serves the small per-scrape account health metrics through prometheus_client. Metric names of
+plant quantities are derived from `data.QUANTITIES` (`isolarcloud_plant_<key>`), their HELP from its descriptions.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import __version__
-from .model import CONNECT_TYPES, POINTS, Plant
-from .poller import AccountState
+from .. import __version__
+from ..data import QUANTITIES, AccountState, Plant
 
 PLANT_LABELS = ("account", "ps_id", "ps_name", "ps_type")
 CACHED = " Cached: refreshed from the iSolarCloud plant list at most every refresh interval."
+Values = Mapping[str, float]  # a plant's quantity values (data.Production.values[ps_id])
 
 
 @dataclass(frozen=True)
@@ -28,51 +27,48 @@ class Family:
     name: str  # without the _total/_info suffix that the exposition format adds
     help: str
     kind: str  # gauge, counter or info
-    value: Callable[[Plant], float | None]
+    value: Callable[[Plant, Values], float | None]
     extra: Callable[[Plant], Sequence[tuple[str, str]]] | None = None  # info labels
 
 
-def _info_labels(plant: Plant) -> Sequence[tuple[str, str]]:
+def info_labels(plant: Plant) -> Sequence[tuple[str, str]]:
     code = "" if plant.ps_type_code is None else str(plant.ps_type_code)
-    ct = plant.connect_type
-    connect = "" if ct is None else CONNECT_TYPES.get(ct, f"unknown_{ct}")
-    return (("ps_type_code", code), ("connect_type", connect), ("location", plant.location),
+    return (("ps_type_code", code), ("connect_type", plant.connect_type_slug), ("location", plant.location),
             ("time_zone", plant.time_zone))
 
 
-def _value(metric: str) -> Callable[[Plant], float | None]:
-    return lambda plant: plant.values.get(metric)
+def _quantity(key: str) -> Callable[[Plant, Values], float | None]:
+    return lambda plant, values: values.get(key)
 
 
 PLANT_FAMILIES: tuple[Family, ...] = (
     Family("isolarcloud_plant_fault_status", "Plant fault status: 1 fault, 2 alarm, 3 normal." + CACHED, "gauge",
-           lambda p: p.fault_status),
+           lambda p, v: p.fault_status),
     Family("isolarcloud_plant_online_status",
            "Plant deployment status (not online/offline): 1 deployed, 0 not deployed." + CACHED, "gauge",
-           lambda p: p.online_status),
+           lambda p, v: p.online_status),
     Family("isolarcloud_plant_build_status",
            "Plant build status: 0 not started, 1 under construction, 2 connected, 3 planned, 4 not connected."
-           + CACHED, "gauge", lambda p: p.build_status),
+           + CACHED, "gauge", lambda p, v: p.build_status),
     Family("isolarcloud_plant_grid_connection_status", "Grid connection: 1 grid-connected, 0 not." + CACHED,
-           "gauge", lambda p: p.grid_connection_status),
+           "gauge", lambda p, v: p.grid_connection_status),
     Family("isolarcloud_plant_valid_flag", "Plant valid flag: 1 normal, 2 disabled, 3 connected." + CACHED, "gauge",
-           lambda p: p.valid_flag),
+           lambda p, v: p.valid_flag),
     Family("isolarcloud_plant", "Plant metadata, value 1: type code, connect type, location, time zone." + CACHED,
-           "info", lambda p: 1.0, _info_labels),
+           "info", lambda p, v: 1.0, info_labels),
     Family("isolarcloud_plant_install_timestamp_seconds", "When the plant was created (Unix time)." + CACHED,
-           "gauge", lambda p: p.install_ts),
+           "gauge", lambda p, v: p.install_ts),
     Family("isolarcloud_plant_update_timestamp_seconds", "When the cloud last updated the plant (Unix time)."
-           + CACHED, "gauge", lambda p: p.update_ts),
+           + CACHED, "gauge", lambda p, v: p.update_ts),
     Family("isolarcloud_plant_grid_connection_timestamp_seconds", "When the plant was connected to the grid "
-           "(Unix time)." + CACHED, "gauge", lambda p: p.grid_connection_ts),
+           "(Unix time)." + CACHED, "gauge", lambda p, v: p.grid_connection_ts),
     Family("isolarcloud_plant_latitude_degrees", "Plant latitude; absent when the API gives 0 or none." + CACHED,
-           "gauge", lambda p: p.latitude),
+           "gauge", lambda p, v: p.latitude),
     Family("isolarcloud_plant_longitude_degrees", "Plant longitude; absent when the API gives 0 or none." + CACHED,
-           "gauge", lambda p: p.longitude),
-    *(Family(point.metric, point.help + " Base units; absent when the API gives no value." + CACHED,
-             "counter" if point.counter else "gauge", _value(point.metric)) for point in POINTS),
-    Family("isolarcloud_plant_installed_power_watts", "Installed (peak) power where the API gives it." + CACHED,
-           "gauge", _value("isolarcloud_plant_installed_power_watts")),
+           "gauge", lambda p, v: p.longitude),
+    *(Family("isolarcloud_plant_" + q.key, q.description + " Base units; absent when the API gives no value."
+             + CACHED, "counter" if q.counter else "gauge", _quantity(q.key))
+      for q in QUANTITIES),
 )
 POINT_VALUE = "isolarcloud_plant_point_value"
 POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit conversion; see the unit label)."
@@ -81,42 +77,6 @@ POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit 
 
 def plant_label_values(account: str, plant: Plant) -> tuple[str, str, str, str]:
     return (account, plant.ps_id, plant.ps_name, plant.ps_type)
-
-
-class PlantCollector(Collector):
-    """Per-plant metrics of every account's current snapshot, as prometheus_client families."""
-
-    def __init__(self, states: Callable[[], Iterable[AccountState]]) -> None:
-        self.states = states
-
-    def collect(self) -> Iterator[Metric]:
-        snapshots = [(s.name, s.snapshot) for s in self.states() if s.snapshot is not None]
-        for family in PLANT_FAMILIES:
-            if family.kind == "info":
-                metric: Metric = InfoMetricFamily(family.name, family.help, labels=PLANT_LABELS)
-            elif family.kind == "counter":
-                metric = CounterMetricFamily(family.name, family.help, labels=PLANT_LABELS)
-            else:
-                metric = GaugeMetricFamily(family.name, family.help, labels=PLANT_LABELS)
-            for account, snapshot in snapshots:
-                for plant in snapshot.plants:
-                    value = family.value(plant)
-                    if value is None:
-                        continue
-                    labels = plant_label_values(account, plant)
-                    if family.kind == "info" and family.extra is not None:
-                        metric.add_metric(list(labels), dict(family.extra(plant)))
-                    else:
-                        metric.add_metric(list(labels), value)
-            yield metric
-        points = GaugeMetricFamily(POINT_VALUE, POINT_VALUE_HELP,
-                                   labels=(*PLANT_LABELS, "point_id", "point_name", "unit"))
-        for account, snapshot in snapshots:
-            for plant in snapshot.plants:
-                for point_id, value in plant.extra_points.items():
-                    name, unit = snapshot.point_names.get(point_id, ("", ""))
-                    points.add_metric([*plant_label_values(account, plant), point_id, name, unit], value)
-        yield points
 
 
 class StatusCollector(Collector):
@@ -128,7 +88,8 @@ class StatusCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         states = list(self.states())
         g = GaugeMetricFamily
-        up = g("isolarcloud_up", "1 when the account's last refresh succeeded and its snapshot is within max_age.",
+        up = g("isolarcloud_up", "1 when the account's last plant-list refresh succeeded and the list is within "
+               "max_age.",
                labels=["account"])
         plants = g("isolarcloud_plants", "Plants in the account's current snapshot (absent while there is none).",
                    labels=["account"])
@@ -152,7 +113,7 @@ class StatusCollector(Collector):
         hour_calls = g("isolarcloud_api_calls_current_hour", "API calls made in the current clock hour (UTC).",
                        labels=["account"])
         interval = g("isolarcloud_refresh_interval_seconds",
-                     "Effective refresh interval: the configured one, stretched to fit the API budget.",
+                     "Effective plant-list refresh interval: the configured one, stretched to fit the API budget.",
                      labels=["account"])
         max_age = g("isolarcloud_max_age_seconds", "Age after which a snapshot is withheld as stale.",
                     labels=["account"])
@@ -163,11 +124,22 @@ class StatusCollector(Collector):
                                         "Plants the real-time endpoint listed in fail_ps_id_list.", labels=["account"])
         units = CounterMetricFamily("isolarcloud_unknown_units", "Legacy list values skipped for an unknown unit.",
                                     labels=["account", "unit"])
+        c_labels = ["account", "collection"]
+        c_up = g("isolarcloud_collection_up", "1 when the collection's last run succeeded and its data is within "
+                 "its max_age (collection: plants, realtime, ...).", labels=c_labels)
+        c_interval = g("isolarcloud_collection_interval_seconds", "Effective interval of the collection: the wanted "
+                       "one, stretched when its share of the API budget is short.", labels=c_labels)
+        c_success = g("isolarcloud_collection_last_success_timestamp_seconds",
+                      "When the collection's last successful run started (Unix time).", labels=c_labels)
+        c_budget = g("isolarcloud_collection_budget_calls_per_hour",
+                     "The share of the hourly API budget the collection may spend.", labels=c_labels)
+        c_max_age = g("isolarcloud_collection_max_age_seconds",
+                      "Age after which the collection's data is withheld as stale.", labels=c_labels)
         for s in states:
             a = s.name
             up.add_metric([a], 1.0 if s.up else 0.0)
-            if s.snapshot is not None:
-                plants.add_metric([a], len(s.snapshot.plants))
+            if s.plants is not None:
+                plants.add_metric([a], len(s.plants.plants))
             if s.duration is not None:
                 duration.add_metric([a], s.duration)
             if s.last_success is not None:
@@ -188,8 +160,15 @@ class StatusCollector(Collector):
             rt_failed.add_metric([a], s.stats.realtime_failed_plants)
             for unit, count in sorted(s.stats.unknown_units.items()):
                 units.add_metric([a, unit], count)
+            for c in s.collections:
+                c_up.add_metric([a, c.name], 1.0 if c.up else 0.0)
+                c_interval.add_metric([a, c.name], c.interval)
+                if c.last_success is not None:
+                    c_success.add_metric([a, c.name], c.last_success)
+                c_budget.add_metric([a, c.name], c.calls_per_hour)
+                c_max_age.add_metric([a, c.name], c.max_age)
         yield from (up, plants, duration, success, refreshes, requests, auth, expiry, budget, hour_calls, interval,
-                    max_age, backoff, rt_failed, units)
+                    max_age, backoff, rt_failed, units, c_up, c_interval, c_success, c_budget, c_max_age)
         info = InfoMetricFamily("isolarcloud_exporter_build", "Exporter version; value 1.")
         info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield info

@@ -1,0 +1,365 @@
+"""One account's collections, refreshed on scrape, shared by concurrent scrapes, bounded by the API budget.
+
+A scrape calls `trigger()`: when a collection is due, one background cycle starts and runs every due collection
+in priority order (the plant list first); every scrape meanwhile gets the current data at once. Only a scrape
+that finds no first attempt finished waits, and never past its own timeout. The hourly budget is shared by
+priority (`budget.py`): lower collections stretch first; a collection whose next run would overrun the current
+hour waits for the next one. Quota and credential errors back off the whole account; after its max_age
+without success a collection's data is withheld, so old data is never shown as fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from ..data import AccountState, CollectionState, PlantList
+from ..fetch.auth import Auth
+from ..fetch.envelope import ApiError, CredentialError, QuotaError, TokenError
+from ..fetch.session import ApiSession
+from .budget import Share, allocate
+from .collection import Collection, Cycle
+from .stats import Stats
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_BACKOFF = 900.0  # wrong passwords lock accounts: never hammer the login
+RETRY_FLOOR = 30.0
+# Errors that concern the whole app or account, not one endpoint: the cycle stops and the account backs off.
+ACCOUNT_ERRORS = (CredentialError, QuotaError, TokenError)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the engine needs of the configuration."""
+
+    name: str
+    gateway: str
+    budget: int  # API calls per hour
+    max_age: float | None  # configured; None = 3 x each collection's wanted interval
+
+
+@dataclass
+class _Outcome:
+    """What one cycle did."""
+
+    ran: list[str] = field(default_factory=list)
+    errors: list[ApiError] = field(default_factory=list)
+    published: bool = False
+    deferred: bool = False  # the plant list waits for the next hour's budget
+
+
+@dataclass
+class _Run:
+    """The engine's record of one collection."""
+
+    next_due: float = 0.0
+    failures: int = 0
+    up: bool = False
+    last_success: float | None = None
+    last_attempt: float | None = None
+    last_error: str | None = None
+    deferred_hour: int = -1  # the clock hour for which a budget deferral was last logged
+
+
+class AccountEngine:
+    def __init__(self, settings: Settings, session: ApiSession, collections: Sequence[Collection], stats: Stats,
+                 *, clock: Callable[[], float] = time.time) -> None:
+        if not collections:
+            raise ValueError("an account needs at least its plant-list collection")
+        self.settings = settings
+        self.session = session
+        self.auth: Auth = session.auth
+        self.collections = list(collections)
+        self.stats = stats
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)
+        self.runs = {c.name: _Run() for c in self.collections}
+        self.slots: dict[str, tuple[str, object]] = {}  # slot → (collection that published it, data)
+        self.generation = 0
+        self.attempted = False
+        self.running = False
+        self.last_attempt: float | None = None
+        self.last_error: str | None = None
+        self.duration: float | None = None
+        self.backoff_until = 0.0
+        self.account_failures = 0
+        self.shares = self._allocate(self.clock())
+        self.log = logging.LoggerAdapter(log, {"account": settings.name})
+        self.on_success: Callable[[], None] | None = None  # called in the refresh thread after new data
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def primary(self) -> Collection:
+        return self.collections[0]
+
+    # -- budget -----------------------------------------------------------------------------------------------
+
+    def _cycle(self, now: float) -> Cycle:
+        return Cycle(now, self._data("plants"), self._next_generation)  # type: ignore[arg-type]
+
+    def _next_generation(self) -> int:
+        with self.lock:
+            self.generation += 1
+            return self.generation
+
+    def _allocate(self, now: float) -> dict[str, Share]:
+        cycle = self._cycle(now)
+        active = [c for c in self.collections if c.enabled()]
+        shares = allocate(self.settings.budget, [c.demand(cycle) for c in active])
+        return {share.name: share for share in shares}
+
+    def _share(self, collection: Collection) -> Share:
+        share = self.shares.get(collection.name)
+        interval = collection.wanted_interval()
+        return share if share is not None else Share(collection.name, 0.0, 0.0, interval)
+
+    def _max_age(self, collection: Collection) -> float:
+        configured = self.settings.max_age or 3 * collection.wanted_interval()
+        # A budget-stretched interval must not make data vanish between two successful runs.
+        return max(configured, 2 * self._share(collection).interval)
+
+    # -- scrape side ------------------------------------------------------------------------------------------
+
+    def due_at(self) -> float:
+        return min((self.runs[c.name].next_due for c in self.collections if c.enabled()), default=math.inf)
+
+    def trigger(self) -> None:
+        """Start a background cycle when a collection is due; returns at once."""
+        now = self.clock()
+        with self.lock:
+            if self.running:
+                return
+            if self.backoff_until > now and self.auth.renewed():
+                # A re-authorisation (new token file) ends a credential backoff at once.
+                self.backoff_until = 0.0
+                for run in self.runs.values():
+                    run.next_due = min(run.next_due, now)
+            elif now < self.due_at() or now < self.backoff_until:
+                return
+            self.running = True
+        threading.Thread(target=self.refresh, name=f"refresh-{self.name}", daemon=True).start()
+
+    def wait_first(self, deadline: float) -> None:
+        """Block until the first cycle has finished, or until `deadline` (monotonic)."""
+        with self.lock:
+            while not self.attempted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.done.wait(remaining)
+
+    def _data(self, slot: str) -> object | None:
+        entry = self.slots.get(slot)
+        return entry[1] if entry is not None else None
+
+    def _fresh(self, slot: str, now: float) -> object | None:
+        entry = self.slots.get(slot)
+        if entry is None:
+            return None
+        producer, data = entry
+        collection = next(c for c in self.collections if c.name == producer)
+        taken_at = getattr(data, "taken_at", 0.0)
+        return data if now - taken_at <= self._max_age(collection) else None
+
+    def state(self) -> AccountState:
+        now = self.clock()
+        with self.lock:
+            primary = self.runs[self.primary.name]
+            plants = self._fresh("plants", now)
+            collections = []
+            for c in self.collections:
+                if not c.enabled():
+                    continue
+                run, share = self.runs[c.name], self._share(c)
+                fresh = all(self._fresh(slot, now) is not None for slot in c.slots
+                            if self.slots.get(slot, ("",))[0] == c.name)
+                collections.append(CollectionState(
+                    name=c.name, up=run.up and run.last_success is not None and fresh,
+                    interval=share.interval, wanted_interval=c.wanted_interval(),
+                    calls_per_hour=share.total_per_hour, max_age=self._max_age(c),
+                    last_success=run.last_success, last_attempt=run.last_attempt, last_error=run.last_error))
+            return AccountState(
+                name=self.name,
+                auth_mode=self.auth.mode,
+                gateway=self.settings.gateway,
+                plants=plants,  # type: ignore[arg-type]
+                production=self._fresh("production", now),  # type: ignore[arg-type]
+                up=primary.up and plants is not None,
+                attempted=self.attempted,
+                last_success=primary.last_success,
+                last_attempt=self.last_attempt,
+                last_error=self.last_error,
+                duration=self.duration,
+                backoff_until=self.backoff_until if self.backoff_until > now else 0.0,
+                interval=self._share(self.primary).interval,
+                max_age=self._max_age(self.primary),
+                budget=self.settings.budget,
+                stats=self.stats.view(),
+                token_expiries=self.auth.expiries(),
+                collections=tuple(collections),
+            )
+
+    # -- refresh side -----------------------------------------------------------------------------------------
+
+    def refresh(self, *, force: bool = False) -> None:
+        """One cycle: every due collection (with `force`: every collection) in priority order. Runs in its own
+        thread, or synchronously where a caller wants the data now; never raises."""
+        with self.lock:
+            self.running = True
+        started = time.monotonic()
+        now = self.clock()
+        outcome = _Outcome()
+        try:
+            self.auth.start_cycle()
+            self.shares = self._allocate(now)
+            for collection in self.collections:
+                if not collection.enabled() or (now < self.runs[collection.name].next_due and not force):
+                    continue
+                error = self._run(collection, now, outcome)
+                if collection is self.primary and error is None:
+                    self.shares = self._allocate(now)  # the others' demands follow the new plant list
+                if error is not None and (isinstance(error, ACCOUNT_ERRORS) or collection is self.primary):
+                    # The others would fail alike, or work on an outdated list: they wait for the plant list.
+                    retry = self.runs[collection.name].next_due
+                    with self.lock:
+                        for run in self.runs.values():
+                            run.next_due = max(run.next_due, retry)
+                    break
+            self.shares = self._allocate(now)
+        finally:
+            self._finish(now, time.monotonic() - started, outcome)
+
+    def _run(self, collection: Collection, now: float, outcome: _Outcome) -> ApiError | None:
+        run = self.runs[collection.name]
+        share = self._share(collection)
+        cycle = self._cycle(now)
+        try:
+            planned = collection.planned_calls(cycle, share)
+        except Exception:  # a bug must not kill the engine
+            self.log.exception("collection %s failed to plan its run", collection.name)
+            planned = 0
+        if planned <= 0:
+            with self.lock:
+                run.next_due = now + min(share.interval, self.primary.wanted_interval())
+            return None
+        used = self.stats.calls_this_hour(now)
+        if used + planned > self.settings.budget:
+            self._defer(collection, run, now, used, planned)
+            if collection is self.primary:
+                outcome.deferred = True
+            return None
+        outcome.ran.append(collection.name)
+        try:
+            published = collection.run(cycle, share)
+        except ApiError as exc:
+            self._failed(collection, run, exc, now)
+            outcome.errors.append(exc)
+            return exc
+        except Exception as exc:  # a bug must not kill the engine; the type is enough to find it
+            self.log.exception("collection %s failed with an internal error", collection.name)
+            error = ApiError(collection.name, "internal_error", f"internal error ({type(exc).__name__})")
+            self._failed(collection, run, error, now)
+            outcome.errors.append(error)
+            return error
+        with self.lock:
+            for slot, data in published.items():
+                self.slots[slot] = (collection.name, data)
+            run.up, run.failures, run.last_error = True, 0, None
+            run.last_success = run.last_attempt = now
+            run.next_due = collection.next_due(now, self._share(collection), self.primary.wanted_interval())
+        outcome.published = True
+        return None
+
+    def _defer(self, collection: Collection, run: _Run, now: float, used: int, planned: int) -> None:
+        hour = int(now // 3600)
+        next_hour = (hour + 1) * 3600.0
+        with self.lock:
+            run.next_due = next_hour
+            logged, run.deferred_hour = run.deferred_hour == hour, hour
+        if not logged:
+            self.log.warning("hourly API budget of %d calls would be exceeded by %s (%d calls; %d used); it runs "
+                             "again at %s", self.settings.budget, collection.name, planned, used, _iso(next_hour))
+
+    def _failed(self, collection: Collection, run: _Run, exc: ApiError, now: float) -> None:
+        with self.lock:
+            run.up = False
+            run.failures += 1
+            run.last_attempt = now
+            run.last_error = str(exc)
+            interval = self._share(collection).interval
+            retry = min(interval, max(RETRY_FLOOR, min(interval, 60.0) * 2 ** (run.failures - 1)))
+            run.next_due = now + retry
+
+    def _finish(self, now: float, duration: float, outcome: _Outcome) -> None:
+        error = outcome.errors[0] if outcome.errors else None
+        primary_ran = self.primary.name in outcome.ran
+        with self.lock:
+            if isinstance(error, ACCOUNT_ERRORS):
+                self.account_failures += 1
+                backoff = self._backoff(error, now)
+                self.backoff_until = now + backoff if backoff else 0.0
+                for run in self.runs.values():
+                    run.next_due = max(run.next_due, self.backoff_until)
+            elif primary_ran and error is None:
+                self.account_failures = 0
+                self.backoff_until = 0.0
+            if outcome.ran or outcome.deferred:
+                self.attempted = True
+                self.last_attempt = now
+            if outcome.ran:
+                self.duration = duration
+                if error is not None:
+                    self.last_error = str(error)
+                elif primary_ran:
+                    self.last_error = None
+            self.running = False
+            self.done.notify_all()
+            due = self.due_at()
+        if outcome.ran:
+            self.stats.record_refresh("error" if error is not None else "success")
+        if error is not None:
+            level = logging.ERROR if isinstance(error, CredentialError) else logging.WARNING
+            self.log.log(level, "refresh failed: %s (result %s); next attempt at %s", error, error.result,
+                         _iso(due))
+        elif outcome.ran:
+            plants = self._data("plants")
+            count = len(plants.plants) if isinstance(plants, PlantList) else 0
+            self.log.info("refreshed %s (%d plants) in %.2fs", ", ".join(outcome.ran), count, duration)
+        if outcome.published and self.on_success is not None:
+            try:
+                self.on_success()
+            except Exception:  # the data is stored; a scrape will render it
+                self.log.exception("after-refresh hook failed")
+
+    def _backoff(self, exc: ApiError, now: float) -> float:
+        if isinstance(exc, CredentialError):
+            return CREDENTIAL_BACKOFF
+        if not isinstance(exc, QuotaError):
+            return 0.0
+        if exc.result == "E999":  # hourly quota: wait for the next clock hour
+            return (math.floor(now / 3600) + 1) * 3600 - now + 60
+        if exc.result == "E998":  # monthly quota: look again in a day
+            return 86400.0
+        return min(3600.0, 60.0 * 2 ** min(self.account_failures - 1, 6))
+
+    def close(self, grace: float = 0.6) -> None:
+        """Stop: let a token rotation in flight save its new refresh token (within `grace` seconds)."""
+        self.auth.settle(grace)
+        self.session.close()
+
+
+def _iso(ts: float) -> str:
+    if not math.isfinite(ts):
+        return "never"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+

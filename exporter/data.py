@@ -1,0 +1,212 @@
+"""What an account's refresh produced: the one data module where the fetch side and the serve side meet.
+
+The fetch side (`exporter.fetch`, driven by `exporter.collect`) fills these types from iSolarCloud answers; the
+serve side (`exporter.serve`) turns them into metrics and pages. This module knows the meaning of the data (codes,
+quantities in base units) and nothing about HTTP, iSolarCloud's wire format or Prometheus. Every type here is
+immutable once published, so a scrape can read it without locks while the next refresh builds its successor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# -- codes of the API, as readable slugs ------------------------------------------------------------------
+
+PS_TYPE_SLUGS: Mapping[int, str] = MappingProxyType({
+    1: "utility",
+    3: "distributed_pv",
+    4: "residential_pv",
+    5: "residential_storage",
+    6: "village",
+    7: "distributed_storage",
+    8: "poverty_alleviation",
+    9: "wind",
+    10: "utility_storage",  # legacy list only
+    12: "ci_storage",
+})
+CONNECT_TYPES: Mapping[int, str] = MappingProxyType({
+    1: "full_feed_in",
+    2: "self_use_surplus_feed_in",
+    3: "self_use_no_feed_in",
+    4: "off_grid",
+})
+# Appendix 1 of the portal: device_type codes.
+DEVICE_TYPE_SLUGS: Mapping[int, str] = MappingProxyType({
+    1: "inverter", 2: "container", 3: "grid_connection_point", 4: "combiner_box", 5: "meteo_station",
+    6: "transformer", 7: "meter", 8: "ups", 9: "data_logger", 10: "string", 11: "plant", 12: "circuit_protection",
+    13: "splitting_device", 14: "energy_storage_system", 15: "sampling_device", 16: "emu", 17: "unit",
+    18: "temperature_humidity_sensor", 19: "intelligent_power_distribution_cabinet", 20: "display_device",
+    21: "ac_power_distribution_cabinet", 22: "communication_module", 23: "system_bms", 24: "array_bms",
+    25: "dc_dc", 26: "energy_management_system", 27: "tracking_system", 28: "wind_energy_converter", 29: "svg",
+    30: "pt_cabinet", 31: "bus_protection", 32: "cleaning_device", 33: "direct_current_cabinet",
+    34: "public_measurement_and_control", 37: "pcs", 41: "optimizer", 43: "battery",
+    44: "battery_cluster_management_unit", 45: "local_controller", 51: "charger", 52: "battery_system_controller",
+    55: "microinverter", 63: "diesel_generator",
+})
+# getFaultAlarmInfo's fault_type.
+FAULT_TYPE_SLUGS: Mapping[int, str] = MappingProxyType({1: "fault", 2: "alarm", 3: "notice", 4: "suggestion"})
+
+
+def slug(table: Mapping[int, str], code: int | None) -> str:
+    """A code as its readable slug; an undocumented code stays visible as `unknown_<n>`, a missing one as
+    `unknown`."""
+    if code is None:
+        return "unknown"
+    return table.get(code, f"unknown_{code}")
+
+
+def ps_type_slug(code: int | None) -> str:
+    return slug(PS_TYPE_SLUGS, code)
+
+
+# -- plant quantities ---------------------------------------------------------------------------------------
+
+_WH = 3600.0  # joules per watt-hour
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A plant quantity in base units (W, J, ratio), where it comes from in the API, and what it means."""
+
+    key: str  # names the quantity and its base unit; the serve side derives the metric name from it
+    point_id: str | None  # the plant real-time point (Common plant measuring points), if any
+    scale: float  # multiply the API's value (smallest unit: W, Wh, fraction) to reach the base unit
+    description: str
+    counter: bool = False  # a lifetime total: only ever grows
+
+
+# The one table of plant quantities [doc: Common plant measuring points].
+QUANTITIES: tuple[Quantity, ...] = (
+    Quantity("power_watts", "83033", 1.0, "Plant power (point 83033)."),
+    Quantity("energy_today_joules", "83022", _WH,
+             "Plant yield today (point 83022); resets at the plant's local midnight."),
+    Quantity("energy_joules", "83024", _WH, "Plant lifetime yield (point 83024).", counter=True),
+    Quantity("load_power_watts", "83106", 1.0, "Load power (point 83106)."),
+    Quantity("consumption_today_joules", "83118", _WH, "Load consumption today (point 83118); resets daily."),
+    Quantity("consumption_joules", "83124", _WH, "Lifetime load consumption (point 83124).", counter=True),
+    Quantity("grid_power_watts", "83549", 1.0, "Grid active power as reported (point 83549)."),
+    Quantity("grid_export_energy_today_joules", "83072", _WH,
+             "Energy fed into the grid today (point 83072); resets daily."),
+    Quantity("grid_export_energy_joules", "83075", _WH, "Lifetime feed-in energy (point 83075).", counter=True),
+    Quantity("grid_import_energy_today_joules", "83102", _WH,
+             "Energy purchased from the grid today (point 83102); resets daily."),
+    Quantity("grid_import_energy_joules", "83105", _WH, "Lifetime purchased energy (point 83105).", counter=True),
+    Quantity("battery_soc_ratio", "83252", 1.0, "Battery state of charge, 0-1 (point 83252)."),
+    Quantity("battery_power_watts", "83326", 1.0, "Energy storage active power (point 83326)."),
+    Quantity("installed_power_watts", None, 1.0, "Installed (peak) power where the API gives it."),
+)
+QUANTITY_KEYS = frozenset(q.key for q in QUANTITIES)
+
+
+# -- what the collections produce ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Plant:
+    """One plant as the plant list gives it. None is "the API gave no usable value", never a default."""
+
+    ps_id: str
+    ps_name: str
+    ps_type_code: int | None
+    fault_status: int | None
+    online_status: int | None
+    build_status: int | None
+    grid_connection_status: int | None
+    valid_flag: int | None
+    connect_type: int | None
+    location: str
+    time_zone: str
+    install_ts: float | None
+    update_ts: float | None
+    grid_connection_ts: float | None
+    latitude: float | None
+    longitude: float | None
+
+    @property
+    def ps_type(self) -> str:
+        return ps_type_slug(self.ps_type_code)
+
+    @property
+    def connect_type_slug(self) -> str:
+        return "" if self.connect_type is None else slug(CONNECT_TYPES, self.connect_type)
+
+
+EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class PlantList:
+    """The plant-list collection's result: every plant of the account, de-duplicated."""
+
+    plants: tuple[Plant, ...]
+    taken_at: float  # when the refresh that read it started (Unix time)
+    generation: int  # grows with every new list of the account: the exposition caches by it
+
+
+@dataclass(frozen=True)
+class Production:
+    """Plant quantities in base units, by ps_id: from the real-time endpoint (OAuth2) or the legacy list's
+    `{unit, value}` objects (login mode). Plants without values are absent."""
+
+    values: Mapping[str, Mapping[str, float]]  # ps_id → quantity key → value
+    extra: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # ps_id → extra point id → raw value
+    point_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # extra point id → (name, unit)
+    taken_at: float = 0.0
+    generation: int = 0
+
+
+# -- health of an account, as a scrape sees it --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatsView:
+    """An account's counters at one moment."""
+
+    api_requests: Mapping[tuple[str, str], int]  # (endpoint, result) → calls
+    auth: Mapping[tuple[str, str], int]  # (kind, result) → attempts
+    refreshes: Mapping[str, int]  # result → refresh cycles
+    unknown_units: Mapping[str, int]
+    realtime_failed_plants: int
+    calls_this_hour: int
+
+
+@dataclass(frozen=True)
+class CollectionState:
+    """One collection of an account: its cadence under the budget and its last outcome."""
+
+    name: str
+    up: bool  # the last attempt succeeded and its data is within max_age
+    interval: float  # effective: the wanted interval, stretched to fit the collection's share of the budget
+    wanted_interval: float
+    calls_per_hour: float  # the share of the hourly budget the collection may spend
+    max_age: float
+    last_success: float | None
+    last_attempt: float | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What a scrape needs of one account, copied under the account's lock so rendering never races a refresh.
+    Data older than its collection's max_age is None here: stale data is never shown as fresh."""
+
+    name: str
+    auth_mode: str
+    gateway: str
+    plants: PlantList | None
+    production: Production | None
+    up: bool  # the plant list's truth: its last refresh succeeded and it is within max_age
+    attempted: bool
+    last_success: float | None
+    last_attempt: float | None
+    last_error: str | None
+    duration: float | None
+    backoff_until: float
+    interval: float  # the plant list's effective interval
+    max_age: float
+    budget: int
+    stats: StatsView
+    token_expiries: Mapping[str, float]
+    collections: tuple[CollectionState, ...] = ()

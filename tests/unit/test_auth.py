@@ -1,0 +1,108 @@
+"""Authentication without sockets: a rejected token is renewed once per cycle and the call retried, rotated
+refresh tokens are persisted at once, and a token that stays rejected never loops."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from exporter.fetch.auth import OAuth2Auth, TokenFile, Tokens
+from exporter.fetch.envelope import CredentialError, TokenError
+from exporter.fetch.session import ApiSession
+from tests.fakes import FakeGateway, fail, login_session, oauth_session, ok, token_answers
+
+LIST = "queryPowerStationList"
+
+
+def test_a_rejected_access_token_is_refreshed_once_and_the_call_retried() -> None:
+    answers = [fail("E00003", "er_token_login_invalid"), ok({"pageList": [], "row_count": 0})]
+    gateway = FakeGateway({LIST: answers, "refreshToken": token_answers()})
+    auth_log: Counter[tuple[str, str]] = Counter()
+    session = oauth_session(gateway, clock=lambda: 1e9, auth_log=auth_log)
+    assert session.call("/openapi/platform/" + LIST, {"page": 1}) == {"pageList": [], "row_count": 0}
+    assert [name for name, _, _ in gateway.calls] == [LIST, "refreshToken", LIST]
+    assert gateway.calls[0][2]["Authorization"] == "Bearer a0"
+    assert gateway.calls[2][2]["Authorization"] == "Bearer t-access-1"
+    assert auth_log == {("refresh", "success"): 1}
+    assert gateway.results[(LIST, "E00003")] == 1 and gateway.results[(LIST, "1")] == 1
+
+
+def test_a_token_still_rejected_after_the_refresh_ends_the_cycle() -> None:
+    gateway = FakeGateway({LIST: lambda body: fail("E00003"), "refreshToken": token_answers()})
+    session = oauth_session(gateway, clock=lambda: 1e9)
+    with pytest.raises(TokenError):
+        session.call("/openapi/platform/" + LIST, {})
+    with pytest.raises(TokenError):  # same cycle: no second refresh
+        session.call("/openapi/platform/" + LIST, {})
+    assert gateway.count("refreshToken") == 1
+    session.auth.start_cycle()
+    with pytest.raises(TokenError):
+        session.call("/openapi/platform/" + LIST, {})
+    assert gateway.count("refreshToken") == 2  # one per cycle, never a loop
+
+
+def test_an_oauth_error_body_counts_as_a_rejected_token() -> None:
+    answers = [{"error": "invalid_token", "error_description": "Invalid access token"}, ok({"pageList": []})]
+    gateway = FakeGateway({LIST: answers, "refreshToken": token_answers()})
+    oauth_session(gateway, clock=lambda: 1e9).call("/openapi/platform/" + LIST, {})
+    assert gateway.count("refreshToken") == 1
+
+
+def test_an_access_token_near_expiry_is_refreshed_before_the_call(tmp_path: Path) -> None:
+    now = [1e9]
+    gateway = FakeGateway({LIST: lambda body: ok({}), "refreshToken": token_answers()})
+    session = oauth_session(gateway, clock=lambda: now[0], access_token=None)
+    session.call("/openapi/platform/" + LIST, {})
+    assert session.auth.expiries()["access"] == pytest.approx(1e9 + 172799)
+    now[0] += 172799 - 299  # within the 5-minute margin
+    session.call("/openapi/platform/" + LIST, {})
+    assert gateway.count("refreshToken") == 2
+
+
+def test_every_rotated_refresh_token_is_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    gateway = FakeGateway({"refreshToken": token_answers()})
+    auth = OAuth2Auth.from_config(gateway, appkey="APPKEY", secret_key="SECRET", lang="_en_US", access_token=None,
+                                  refresh_token="r0", token_file=path, record_auth=lambda kind, result: None,
+                                  clock=lambda: 1e9)
+    assert json.loads(path.read_text())["refresh_token"] == "r0"  # seeded before any call
+    auth.refresh()
+    assert json.loads(path.read_text())["refresh_token"] == "t-refresh-1"
+    assert path.stat().st_mode & 0o777 == 0o600
+    auth.refresh()
+    assert TokenFile(path).load() == Tokens("t-access-2", "t-refresh-2", 1e9 + 172799, 1e9 + 30 * 86400)
+
+
+def test_a_refused_refresh_is_a_credential_error_and_is_not_repeated() -> None:
+    gateway = FakeGateway({"refreshToken": lambda body: ok({"code": "5"})})
+    auth_log: Counter[tuple[str, str]] = Counter()
+    session = oauth_session(gateway, clock=lambda: 1e9, access_token=None, auth_log=auth_log)
+    for _ in range(2):
+        with pytest.raises(CredentialError) as caught:
+            session.call("/openapi/platform/" + LIST, {})
+        assert caught.value.result == "refresh_code_5"
+    assert gateway.count("refreshToken") == 1  # dead until a new token file or configuration arrives
+    assert auth_log == {("refresh", "failure"): 1}
+
+
+def test_login_token_expiry_logs_in_again_once() -> None:
+    tokens = iter(["u_" + "a" * 32, "u_" + "b" * 32])
+    gateway = FakeGateway({"login": lambda body: ok({"login_state": "1", "token": next(tokens)}),
+                           "getPowerStationList": [fail("E00003"), ok({"pageList": []})]})
+    session: ApiSession = login_session(gateway, clock=lambda: 1e9)
+    session.call("/openapi/getPowerStationList", {})
+    assert [name for name, _, _ in gateway.calls] == ["login", "getPowerStationList", "login", "getPowerStationList"]
+    assert gateway.calls[3][1]["token"] == "u_" + "b" * 32
+    assert gateway.calls[3][2]["sys_code"] == "901"
+
+
+@pytest.mark.parametrize(("state", "label"), [("0", "login_state_0"), ("2", "login_state_2"), ("-1", "login_state_-1"),
+                                              ("1", "no_token")])
+def test_a_failed_login_is_a_credential_error_even_with_result_code_1(state: str, label: str) -> None:
+    gateway = FakeGateway({"login": lambda body: ok({"login_state": state, "token": ""})})
+    with pytest.raises(CredentialError) as caught:
+        login_session(gateway, clock=lambda: 1e9).call("/openapi/getPowerStationList", {})
+    assert caught.value.result == label
