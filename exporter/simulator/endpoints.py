@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import units
+from .common import lenient_int
+from .context import Context
 from .envelope import TOKEN_MESSAGES, Reply, Request, envelope, error
 from .faults import Fault
 from .fleet import LEGACY_FIELDS, Plant
-from .realtime import POINTS, lenient_int, point_values, summary
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
+from .realtime import POINTS, point_values, summary
 
 MAX_POINTS = 100
 CO2_KG_PER_KWH = 0.997
 
 
-def _ok(sim: Simulator, data: Any) -> Reply:
+def _ok(sim: Context, data: Any) -> Reply:
     return Reply(envelope(sim.clock(), "1", data))
 
 
@@ -40,7 +39,7 @@ def _int_set(value: Any) -> frozenset[int] | None:
     return frozenset(out) if out else None
 
 
-def _paging(sim: Simulator, body: dict[str, Any], page_key: str) -> tuple[int, int] | Reply:
+def _paging(sim: Context, body: dict[str, Any], page_key: str) -> tuple[int, int] | Reply:
     now = sim.clock()
     for key in (page_key, "size"):
         if body.get(key) in (None, ""):
@@ -55,7 +54,7 @@ def _paging(sim: Simulator, body: dict[str, Any], page_key: str) -> tuple[int, i
     return page, size
 
 
-def _page(sim: Simulator, req: Request, fault: Fault | None, page_key: str,
+def _page(sim: Context, req: Request, fault: Fault | None, page_key: str,
           legacy: bool) -> tuple[list[Plant], int] | Reply:
     body = req.body or {}
     paging = _paging(sim, body, page_key)
@@ -80,7 +79,7 @@ def _page(sim: Simulator, req: Request, fault: Fault | None, page_key: str,
     return items, len(plants)
 
 
-def query_power_station_list(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def query_power_station_list(sim: Context, req: Request, fault: Fault | None) -> Reply:
     got = _page(sim, req, fault, "page", legacy=False)
     if isinstance(got, Reply):
         return got
@@ -98,7 +97,7 @@ def _iso(t: float, offset_h: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + offset_h * 3600)) + f"{sign}{hh:02d}:{mm:02d}"
 
 
-def _legacy_record(sim: Simulator, p: Plant, now: float, lang: str | None) -> dict[str, Any]:
+def _legacy_record(sim: Context, p: Plant, now: float, lang: str | None) -> dict[str, Any]:
     rec = p.wire(now)
     for key in LEGACY_FIELDS:
         rec[key] = p.fields[key]
@@ -128,7 +127,7 @@ def _legacy_record(sim: Simulator, p: Plant, now: float, lang: str | None) -> di
     return rec
 
 
-def get_power_station_list(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def get_power_station_list(sim: Context, req: Request, fault: Fault | None) -> Reply:
     got = _page(sim, req, fault, "curPage", legacy=True)
     if isinstance(got, Reply):
         return got
@@ -156,7 +155,7 @@ def _str_list(value: Any) -> list[str] | None:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
-def realtime(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def realtime(sim: Context, req: Request, fault: Fault | None) -> Reply:
     body = req.body or {}
     now = sim.clock()
     ps_ids = _str_list(body.get("ps_id_list"))
@@ -196,7 +195,7 @@ def realtime(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
     return _ok(sim, data)
 
 
-def token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def token(sim: Context, req: Request, fault: Fault | None) -> Reply:
     body = req.body or {}
     now = sim.clock()
     for key in ("grant_type", "code", "redirect_uri"):
@@ -213,14 +212,14 @@ def token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
     return _ok(sim, data)
 
 
-def refresh_token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def refresh_token(sim: Context, req: Request, fault: Fault | None) -> Reply:
     rt = (req.body or {}).get("refresh_token")
     data = sim.auth.refresh(str(rt)) if rt else {"code": "4"}
     # The refresh field table reports failures in result_data.code, so the envelope itself says success.
     return _ok(sim, data)
 
 
-def login(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def login(sim: Context, req: Request, fault: Fault | None) -> Reply:
     body = req.body or {}
     now = sim.clock()
     for key in ("user_account", "user_password"):
@@ -232,7 +231,7 @@ def login(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
     return _ok(sim, sim.auth.login(str(body["user_account"]), str(body["user_password"])))
 
 
-def open_api_call_info(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def open_api_call_info(sim: Context, req: Request, fault: Fault | None) -> Reply:
     hour, today = sim.quota.usage()
     limit = sim.quota.hourly or 0
     return _ok(sim, {

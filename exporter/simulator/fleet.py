@@ -10,18 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .realtime import (
-    ETA,
-    EVENING_H,
-    MEAN_WEATHER,
-    OFTEN_EMPTY_POINTS,
-    STORAGE_TYPES,
-    WIND_TYPE,
-    day_model,
-    lenient_int,
-    local_day_hour,
-    unit_float,
-)
+from .common import ETA, EVENING_H, OFTEN_EMPTY_POINTS, STORAGE_TYPES, WIND_TYPE, lenient_int, unit_float
 
 # The 17 fields of the queryPowerStationList field table, in table order.
 WIRE_FIELDS = (
@@ -175,21 +164,10 @@ class Plant:
         return out
 
     def reset_model(self, now: float) -> None:
-        # Anchoring is deferred to the first real-time query: generating 50k plants must stay cheap.
+        # Anchoring is deferred to the first real-time query (realtime.ensure_model): generating 50k plants
+        # must stay cheap.
         self.anchor = now
         self.lifetime_base = None
-
-    def ensure_model(self) -> list[float]:
-        """Anchor the lifetime counters at the plant's creation time, back-dated to its grid connection."""
-        if self.lifetime_base is not None:
-            return self.lifetime_base
-        day, _ = local_day_hour(self.anchor, self.utc_offset_h)
-        self.start_day = day
-        full = day_model(self, day, 24.0, w=MEAN_WEATHER).counters()
-        days = max(30.0, self.days_running)
-        self.cum_cache = (day, [0.0] * 6)
-        self.lifetime_base = [v * days for v in full]
-        return self.lifetime_base
 
     days_running: float = 365.0
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import endpoints
 from .auth import Auth
+from .context import Context
 from .envelope import Reply, Request, envelope, error, serial
 from .faults import REPLACING, Fault, FaultQueue
 from .fleet import Fleet, Plant
@@ -18,7 +19,7 @@ from .quota import Quota
 from .server import SimHTTPServer, html_error
 
 LOGIN, LEGACY, TOKEN, PLATFORM = "login", "legacy", "token", "platform"
-Endpoint = Callable[["Simulator", Request, "Fault | None"], Reply]
+Endpoint = Callable[[Context, Request, "Fault | None"], Reply]
 ROUTES: dict[str, tuple[str, Endpoint]] = {
     "/openapi/login": (LOGIN, endpoints.login),
     "/openapi/getPowerStationList": (LEGACY, endpoints.get_power_station_list),

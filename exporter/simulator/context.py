@@ -1,0 +1,45 @@
+"""What the endpoints and the HTTP layer need from the simulator, as Protocols.
+
+`simulator.Simulator` satisfies both structurally. Keeping these here, in a module that imports neither
+`simulator` nor `endpoints`/`server`, keeps the module import graph acyclic (also under TYPE_CHECKING).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from .auth import Auth
+from .envelope import Reply, Request
+from .fleet import Fleet
+from .quota import Quota
+
+
+class Context(Protocol):
+    """State and options an endpoint handler reads (and, for auth and the fleet, changes)."""
+
+    clock: Callable[[], float]
+    fleet: Fleet
+    auth: Auth
+    quota: Quota
+    total_key: str | None
+    max_page_size: int | None
+    max_realtime_plants: int | None
+    data_interval: float
+
+
+class Host(Protocol):
+    """What the HTTP server calls back into."""
+
+    clock: Callable[[], float]
+    stopping: threading.Event
+    log_requests: bool
+    huge_size: int
+    slow_byte_interval: float
+
+    def handle(self, req: Request) -> Reply: ...
+
+    def oversized(self, path: str, headers: dict[str, str]) -> Reply: ...
+
+    def create_authorization_code(self, redirect_uri: str) -> str: ...
