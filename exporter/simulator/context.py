@@ -10,7 +10,9 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from .alarms import AlarmBook
 from .auth import Auth
+from .devices import DeviceRegistry
 from .envelope import Reply, Request
 from .fleet import Fleet
 from .quota import Quota
@@ -21,12 +23,17 @@ class Context(Protocol):
 
     clock: Callable[[], float]
     fleet: Fleet
+    devices: DeviceRegistry
+    alarms: AlarmBook
     auth: Auth
     quota: Quota
     total_key: str | None
     max_page_size: int | None
     max_realtime_plants: int | None
     data_interval: float
+    install_power_unit: str
+    device_fail_keys: str
+    device_claim_key: str
 
 
 class Host(Protocol):
