@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-key", choices=("rowCount", "row_count", "none"), default="rowCount")
     p.add_argument("--max-page-size", type=int, default=None)
     p.add_argument("--expired-token-style", choices=("envelope", "oauth_error"), default="envelope")
+    p.add_argument("--install-power-unit", choices=("W", "kW"), default="W",
+                   help="unit of getPowerStationDetail install_power (the reference does not say)")
+    p.add_argument("--device-fail-keys", choices=("recorded", "table"), default="recorded",
+                   help="fail_ps_key_list/fail_sn_list (recorded) or illegal_ps_key_list/illgal_sn_list (table)")
+    p.add_argument("--device-claim-key", choices=("mixed", "claim_state", "rel_state", "both"), default="mixed")
+    p.add_argument("--open-faults", type=int, default=None, metavar="N",
+                   help="exactly N open fault/alarm records across the fleet")
     p.add_argument("--appkey", default="DEMOAPPKEY00000000000000000000001")
     p.add_argument("--secret-key", default="demo-secret-key")
     p.add_argument("--user", default="demo@example.com")
@@ -47,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         secret_key=args.secret_key, users={args.user: args.password},
         total_key=None if args.total_key == "none" else args.total_key, max_page_size=args.max_page_size,
         expired_token_style=args.expired_token_style, log_requests=args.log_requests,
+        install_power_unit=args.install_power_unit, device_fail_keys=args.device_fail_keys,
+        device_claim_key=args.device_claim_key,
     )
+    if args.open_faults is not None:
+        sim.set_open_fault_count(args.open_faults)
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -3,84 +3,46 @@ checks (keys, appkey, route, quota, token) and returns a Reply."""
 
 from __future__ import annotations
 
-import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import units
+from .common import lenient_int
+from .context import Context
 from .envelope import TOKEN_MESSAGES, Reply, Request, envelope, error
 from .faults import Fault
 from .fleet import LEGACY_FIELDS, Plant
-from .realtime import POINTS, lenient_int, point_values, summary
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
+from .params import int_set, page_slice, paging, str_list
+from .realtime import POINTS, point_values, summary
 
 MAX_POINTS = 100
 CO2_KG_PER_KWH = 0.997
 
 
-def _ok(sim: Simulator, data: Any) -> Reply:
+def _ok(sim: Context, data: Any) -> Reply:
     return Reply(envelope(sim.clock(), "1", data))
 
 
-def _int_set(value: Any) -> frozenset[int] | None:
-    """Comma list ("1,3"), list, or single number -> set; raises ValueError on junk."""
-    if value is None or value == "":
-        return None
-    items = value if isinstance(value, list) else str(value).split(",")
-    out = set()
-    for item in items:
-        if str(item).strip() == "":
-            continue
-        n = lenient_int(item)
-        if n is None:
-            raise ValueError(item)
-        out.add(n)
-    return frozenset(out) if out else None
-
-
-def _paging(sim: Simulator, body: dict[str, Any], page_key: str) -> tuple[int, int] | Reply:
-    now = sim.clock()
-    for key in (page_key, "size"):
-        if body.get(key) in (None, ""):
-            return error(now, "009", f"er_missing_parameter:{key}")
-    page, size = lenient_int(body[page_key]), lenient_int(body["size"])
-    if page is None or page < 1:
-        return error(now, "010", f"er_parameter_value_invalid:{page_key}")
-    if size is None or size < 1:
-        return error(now, "010", "er_parameter_value_invalid:size")
-    if sim.max_page_size is not None:
-        size = min(size, sim.max_page_size)  # silently, like a server-side LIMIT cap
-    return page, size
-
-
-def _page(sim: Simulator, req: Request, fault: Fault | None, page_key: str,
+def _page(sim: Context, req: Request, fault: Fault | None, page_key: str,
           legacy: bool) -> tuple[list[Plant], int] | Reply:
     body = req.body or {}
-    paging = _paging(sim, body, page_key)
-    if isinstance(paging, Reply):
-        return paging
-    page, size = paging
+    got = paging(sim, body, page_key)
+    if isinstance(got, Reply):
+        return got
+    page, size = got
     try:
-        ps_types = _int_set(body.get("ps_type"))
-        valid = _int_set(body.get("valid_flag")) or frozenset({1})  # documented default: only "1"
-        share = _int_set(body.get("share_type")) if legacy else None
+        ps_types = int_set(body.get("ps_type"))
+        valid = int_set(body.get("valid_flag")) or frozenset({1})  # documented default: only "1"
+        share = int_set(body.get("share_type")) if legacy else None
     except ValueError:
         return error(sim.clock(), "010", "er_parameter_value_invalid")
     name = body.get("ps_name") or ""
-    plants = sim.fleet.query(ps_types, str(name), valid, share)
-    kind = fault.kind if fault else None
-    if kind == "repeat_page" and page > 1:
-        page -= 1
-    items = plants[(page - 1) * size: page * size]
-    if kind == "skip_plants" and items:
-        kept = [p for i, p in enumerate(items) if i % 3 != 1]
-        items = kept if len(kept) < len(items) else items[1:]
-    return items, len(plants)
+    # An OAuth2 app lists only the plants its owner authorised; a legacy login sees all of the user's plants.
+    plants = sim.fleet.query(ps_types, str(name), valid, share, authorized_only=not legacy)
+    return page_slice(plants, page, size, fault), len(plants)
 
 
-def query_power_station_list(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def query_power_station_list(sim: Context, req: Request, fault: Fault | None) -> Reply:
     got = _page(sim, req, fault, "page", legacy=False)
     if isinstance(got, Reply):
         return got
@@ -98,7 +60,7 @@ def _iso(t: float, offset_h: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + offset_h * 3600)) + f"{sign}{hh:02d}:{mm:02d}"
 
 
-def _legacy_record(sim: Simulator, p: Plant, now: float, lang: str | None) -> dict[str, Any]:
+def _legacy_record(sim: Context, p: Plant, now: float, lang: str | None) -> dict[str, Any]:
     rec = p.wire(now)
     for key in LEGACY_FIELDS:
         rec[key] = p.fields[key]
@@ -128,7 +90,7 @@ def _legacy_record(sim: Simulator, p: Plant, now: float, lang: str | None) -> di
     return rec
 
 
-def get_power_station_list(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def get_power_station_list(sim: Context, req: Request, fault: Fault | None) -> Reply:
     got = _page(sim, req, fault, "curPage", legacy=True)
     if isinstance(got, Reply):
         return got
@@ -139,28 +101,11 @@ def get_power_station_list(sim: Simulator, req: Request, fault: Fault | None) ->
     return _ok(sim, {"pageList": [_legacy_record(sim, p, now, lang) for p in items], "rowCount": total})
 
 
-def _str_list(value: Any) -> list[str] | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                return None
-        else:
-            value = text.split(",")
-    if not isinstance(value, list):
-        value = [value]
-    return [str(v).strip() for v in value if str(v).strip()]
-
-
-def realtime(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def realtime(sim: Context, req: Request, fault: Fault | None) -> Reply:
     body = req.body or {}
     now = sim.clock()
-    ps_ids = _str_list(body.get("ps_id_list"))
-    point_ids = _str_list(body.get("point_id_list"))
+    ps_ids = str_list(body.get("ps_id_list"))
+    point_ids = str_list(body.get("point_id_list"))
     if not ps_ids:
         return error(now, "009", "er_missing_parameter:ps_id_list")
     if not point_ids:
@@ -180,7 +125,7 @@ def realtime(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
             continue
         seen.add(raw)
         n = lenient_int(raw)
-        plant = sim.fleet.by_id.get(n) if n is not None else None
+        plant = sim.fleet.authorized(n) if n is not None else None
         if plant is None:
             fails.append(raw)
             continue
@@ -196,7 +141,7 @@ def realtime(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
     return _ok(sim, data)
 
 
-def token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def token(sim: Context, req: Request, fault: Fault | None) -> Reply:
     body = req.body or {}
     now = sim.clock()
     for key in ("grant_type", "code", "redirect_uri"):
@@ -208,19 +153,19 @@ def token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
     if code != "1":
         return error(now, code, TOKEN_MESSAGES[code])
     data = sim.auth.issue()
-    data["auth_ps_list"] = [str(p.ps_id) for p in sim.fleet.plants]
+    data["auth_ps_list"] = [str(p.ps_id) for p in sim.fleet.plants if p.ps_id not in sim.fleet.unauthorized]
     data["auth_user"] = sim.auth.auth_user
     return _ok(sim, data)
 
 
-def refresh_token(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def refresh_token(sim: Context, req: Request, fault: Fault | None) -> Reply:
     rt = (req.body or {}).get("refresh_token")
     data = sim.auth.refresh(str(rt)) if rt else {"code": "4"}
     # The refresh field table reports failures in result_data.code, so the envelope itself says success.
     return _ok(sim, data)
 
 
-def login(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def login(sim: Context, req: Request, fault: Fault | None) -> Reply:
     body = req.body or {}
     now = sim.clock()
     for key in ("user_account", "user_password"):
@@ -232,7 +177,7 @@ def login(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
     return _ok(sim, sim.auth.login(str(body["user_account"]), str(body["user_password"])))
 
 
-def open_api_call_info(sim: Simulator, req: Request, fault: Fault | None) -> Reply:
+def open_api_call_info(sim: Context, req: Request, fault: Fault | None) -> Reply:
     hour, today = sim.quota.usage()
     limit = sim.quota.hourly or 0
     return _ok(sim, {

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .realtime import lenient_int
+from .common import lenient_int
 
 # Faults that replace the whole response; the request is not processed (no tokens, quota or paging used).
 REPLACING = frozenset({

@@ -10,18 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .realtime import (
-    ETA,
-    EVENING_H,
-    MEAN_WEATHER,
-    OFTEN_EMPTY_POINTS,
-    STORAGE_TYPES,
-    WIND_TYPE,
-    day_model,
-    lenient_int,
-    local_day_hour,
-    unit_float,
-)
+from .common import ETA, EVENING_H, OFTEN_EMPTY_POINTS, STORAGE_TYPES, WIND_TYPE, lenient_int, unit_float
 
 # The 17 fields of the queryPowerStationList field table, in table order.
 WIRE_FIELDS = (
@@ -175,21 +164,10 @@ class Plant:
         return out
 
     def reset_model(self, now: float) -> None:
-        # Anchoring is deferred to the first real-time query: generating 50k plants must stay cheap.
+        # Anchoring is deferred to the first real-time query (realtime.ensure_model): generating 50k plants
+        # must stay cheap.
         self.anchor = now
         self.lifetime_base = None
-
-    def ensure_model(self) -> list[float]:
-        """Anchor the lifetime counters at the plant's creation time, back-dated to its grid connection."""
-        if self.lifetime_base is not None:
-            return self.lifetime_base
-        day, _ = local_day_hour(self.anchor, self.utc_offset_h)
-        self.start_day = day
-        full = day_model(self, day, 24.0, w=MEAN_WEATHER).counters()
-        days = max(30.0, self.days_running)
-        self.cum_cache = (day, [0.0] * 6)
-        self.lifetime_base = [v * days for v in full]
-        return self.lifetime_base
 
     days_running: float = 365.0
 
@@ -207,7 +185,14 @@ class Fleet:
         self.plants: list[Plant] = []
         self.by_id: dict[int, Plant] = {}
         self._cache: dict[tuple[Any, ...], list[Plant]] = {}
+        # Plants the OAuth2 app may not see: absent from platform lists, refused by platform plant queries.
+        self.unauthorized: set[int] = set()
+        self.version = 0  # bumped on every change, so answers derived from the fleet can be cached
         self.add(size, now)
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self.version += 1
 
     def add(self, n: int, now: float | None = None, at: int | None = None) -> list[int]:
         now = self._now if now is None else now
@@ -219,14 +204,15 @@ class Fleet:
                 self.plants[at:at] = new
             for p in new:
                 self.by_id[p.ps_id] = p
-            self._cache.clear()
+            self._changed()
             return [p.ps_id for p in new]
 
     def remove(self, ps_id: int) -> None:
         with self._lock:
             p = self.by_id.pop(ps_id)
             self.plants.remove(p)
-            self._cache.clear()
+            self.unauthorized.discard(ps_id)
+            self._changed()
 
     def set_size(self, n: int, now: float | None = None) -> None:
         with self._lock:
@@ -234,7 +220,7 @@ class Fleet:
                 for p in self.plants[n:]:
                     del self.by_id[p.ps_id]
                 del self.plants[n:]
-                self._cache.clear()
+                self._changed()
             elif n > len(self.plants):
                 self.add(n - len(self.plants), now)
 
@@ -250,11 +236,24 @@ class Fleet:
                     raise KeyError(f"unknown plant field {key!r}")
             if MODEL_FIELDS.intersection(values) or "ps_type" in values or "connect_type" in values:
                 p.reset_model(now)
-            self._cache.clear()
+            self._changed()
+
+    def set_authorized(self, ps_ids: list[int], authorized: bool) -> None:
+        with self._lock:
+            if authorized:
+                self.unauthorized.difference_update(ps_ids)
+            else:
+                self.unauthorized.update(ps_ids)
+            self._changed()
+
+    def authorized(self, ps_id: int) -> Plant | None:
+        """The plant if it exists and the app may see it."""
+        p = self.by_id.get(ps_id)
+        return None if p is None or ps_id in self.unauthorized else p
 
     def query(self, ps_types: frozenset[int] | None, name: str, valid_flags: frozenset[int],
-              share_types: frozenset[int] | None = None) -> list[Plant]:
-        key = (ps_types, name, valid_flags, share_types)
+              share_types: frozenset[int] | None = None, authorized_only: bool = False) -> list[Plant]:
+        key = (ps_types, name, valid_flags, share_types, authorized_only)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
@@ -270,6 +269,8 @@ class Fleet:
                 if share_types is not None and lenient_int(f["share_type"]) not in share_types:
                     continue
                 if needle and needle not in str(f["ps_name"] or "").casefold():
+                    continue
+                if authorized_only and p.ps_id in self.unauthorized:
                     continue
                 out.append(p)
             if len(self._cache) > 64:

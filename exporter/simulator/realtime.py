@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .fleet import Plant
+from .common import ETA, EVENING_H, MEAN_WEATHER, MORNING_H, lenient_int, unit_float
+from .fleet import Plant
 
 # Portal table "Common plant measuring points": id -> (name, unit).
 POINTS: dict[int, tuple[str, str]] = {
@@ -96,48 +95,9 @@ BATTERY_POINTS = frozenset(
     {83046, 83129, 83232, 83233, 83234, 83235, 83236, 83237, 83238, 83241, 83242, 83243, 83244, 83252,
      83318, 83319, 83320, 83321, 83322, 83323, 83324, 83325, 83326, 83327, 83334, 83548}
 )
-# Points the portal says often come back empty for many plants.
-OFTEN_EMPTY_POINTS = frozenset({83007, 83010})
-STORAGE_TYPES = frozenset({5, 7, 10, 12})
-WIND_TYPE = 9
-
-ETA = 0.92  # battery round-trip efficiency
-MORNING_H = 2.0  # load bump before sunrise
-EVENING_H = 4.0  # load bump (and battery discharge) after sunset
-MEAN_WEATHER = 0.72  # mean of weather(); used to back-date lifetime counters
-
-_MASK = (1 << 64) - 1
-
-
-def mix(*parts: int) -> int:
-    """splitmix64-style hash: deterministic per-(seed, plant, day) randomness without a Random per call."""
-    h = 0x9E3779B97F4A7C15
-    for part in parts:
-        h = ((h ^ (part & _MASK)) * 0xBF58476D1CE4E5B9) & _MASK
-        h ^= h >> 31
-        h = (h * 0x94D049BB133111EB) & _MASK
-        h ^= h >> 29
-    return h
-
-
-def unit_float(*parts: int) -> float:
-    return mix(*parts) / 18446744073709551616.0
-
-
 def weather(key: int, day: int) -> float:
     # sqrt skews towards sunny days; never fully dark so every day has some yield.
     return 0.15 + 0.85 * math.sqrt(unit_float(key, day))
-
-
-def lenient_int(value: object, default: int | None = None) -> int | None:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return default
 
 
 @dataclass(slots=True)
@@ -240,6 +200,19 @@ def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
     )
 
 
+def ensure_model(p: Plant) -> list[float]:
+    """Anchor the lifetime counters at the plant's creation time, back-dated to its grid connection."""
+    if p.lifetime_base is not None:
+        return p.lifetime_base
+    day, _ = local_day_hour(p.anchor, p.utc_offset_h)
+    p.start_day = day
+    full = day_model(p, day, 24.0, w=MEAN_WEATHER).counters()
+    days = max(30.0, p.days_running)
+    p.cum_cache = (day, [0.0] * 6)
+    p.lifetime_base = [v * days for v in full]
+    return p.lifetime_base
+
+
 def _full_days(p: Plant, first: int, last: int) -> list[float]:
     """Sum of whole-day counters for local days first..last-1."""
     acc = [0.0] * 6
@@ -251,7 +224,7 @@ def _full_days(p: Plant, first: int, last: int) -> list[float]:
 
 def lifetime(p: Plant, day: int) -> list[float]:
     """Lifetime counters at the start of local `day`; cached per plant so advancing clocks stay cheap."""
-    base = p.ensure_model()
+    base = ensure_model(p)
     cached_day, cum = p.cum_cache
     if day >= cached_day:
         extra = _full_days(p, cached_day, day)

@@ -11,13 +11,11 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .context import Host
 from .envelope import JSON_CT, Reply, Request, serial
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
 
 MAX_BODY = 4 * 1024 * 1024
 
@@ -27,7 +25,7 @@ class SimHTTPServer(ThreadingHTTPServer):
     block_on_close = False  # hung handlers must never delay stop()
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], sim: Simulator) -> None:
+    def __init__(self, address: tuple[str, int], sim: Host) -> None:
         self.sim = sim
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()

@@ -5,20 +5,25 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import endpoints
+from . import api_details, api_devices, api_faults, endpoints
+from .alarms import AlarmBook
+from .api_devices import CLAIM_KEYS, FAIL_KEYS
 from .auth import Auth
+from .context import Context
+from .devices import DeviceRegistry
 from .envelope import Reply, Request, envelope, error, serial
 from .faults import REPLACING, Fault, FaultQueue
 from .fleet import Fleet, Plant
+from .params import eval_times
 from .quota import Quota
 from .server import SimHTTPServer, html_error
 
 LOGIN, LEGACY, TOKEN, PLATFORM = "login", "legacy", "token", "platform"
-Endpoint = Callable[["Simulator", Request, "Fault | None"], Reply]
+Endpoint = Callable[[Context, Request, "Fault | None"], Reply]
 ROUTES: dict[str, tuple[str, Endpoint]] = {
     "/openapi/login": (LOGIN, endpoints.login),
     "/openapi/getPowerStationList": (LEGACY, endpoints.get_power_station_list),
@@ -27,7 +32,16 @@ ROUTES: dict[str, tuple[str, Endpoint]] = {
     "/openapi/apiManage/refreshToken": (TOKEN, endpoints.refresh_token),
     "/openapi/platform/queryPowerStationList": (PLATFORM, endpoints.query_power_station_list),
     "/openapi/platform/getPowerStationRealTimeData": (PLATFORM, endpoints.realtime),
+    "/openapi/platform/getFaultAlarmInfo": (PLATFORM, api_faults.platform_list),
+    "/openapi/getFaultAlarmInfo": (LEGACY, api_faults.legacy_list),
+    "/openapi/platform/getPowerStationDetail": (PLATFORM, api_details.platform_detail),
+    "/openapi/getPowerStationDetail": (LEGACY, api_details.legacy_detail),
+    "/openapi/platform/getDeviceListByPsId": (PLATFORM, api_devices.platform_list),
+    "/openapi/getDeviceList": (LEGACY, api_devices.legacy_list),
+    "/openapi/platform/getDeviceRealTimeData": (PLATFORM, api_devices.platform_realtime),
+    "/openapi/getDeviceRealTimeData": (LEGACY, api_devices.legacy_realtime),
 }
+INSTALL_POWER_UNITS = ("W", "kW")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 TOTAL_KEYS = ("rowCount", "row_count", None)
 
@@ -74,10 +88,19 @@ class Simulator:
         huge_size: int = 64 * 1024 * 1024,
         slow_byte_interval: float = 0.5,
         log_requests: bool = False,
+        install_power_unit: str = "W",
+        device_fail_keys: str = "recorded",
+        device_claim_key: str = "mixed",
         clock: Callable[[], float] = time.time,
     ) -> None:
         if total_key not in TOTAL_KEYS:
             raise ValueError(f"total_key must be one of {TOTAL_KEYS}")
+        if install_power_unit not in INSTALL_POWER_UNITS:
+            raise ValueError(f"install_power_unit must be one of {INSTALL_POWER_UNITS}")
+        if device_fail_keys not in FAIL_KEYS:
+            raise ValueError(f"device_fail_keys must be one of {tuple(FAIL_KEYS)}")
+        if device_claim_key not in CLAIM_KEYS:
+            raise ValueError(f"device_claim_key must be one of {CLAIM_KEYS}")
         if expired_token_style not in ("envelope", "oauth_error"):
             raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
         self.host, self.port = host, port
@@ -91,8 +114,13 @@ class Simulator:
         self.huge_size = huge_size
         self.slow_byte_interval = slow_byte_interval
         self.log_requests = log_requests
+        self.install_power_unit = install_power_unit
+        self.device_fail_keys = device_fail_keys
+        self.device_claim_key = device_claim_key
         self.clock = clock
         self.fleet = Fleet(seed, plants, clock())
+        self.devices = DeviceRegistry(seed)  # lazy: nothing is generated until a plant's devices are asked for
+        self.alarms = AlarmBook(seed, self.devices)
         self.users = dict(users) if users is not None else {"demo@example.com": "demo-password"}
         self.auth = Auth(clock, self.users, access_token_ttl, refresh_token_ttl, login_token_ttl,
                          login_rate_limit, revoke_access_on_refresh)
@@ -277,12 +305,86 @@ class Simulator:
 
     def set_plant(self, ps_id: int, **fields: Any) -> None:
         self.fleet.update(ps_id, fields, self.clock())
+        if {"ps_fault_status", "fault_count", "alarm_count"}.intersection(fields):
+            # The status decides: counts follow it, and the plant's open faults are derived afresh.
+            self.alarms.normalise_fields(self.fleet.by_id[ps_id])
 
     def add_plants(self, n: int, *, at: int | None = None) -> list[int]:
         return self.fleet.add(n, self.clock(), at)
 
     def remove_plant(self, ps_id: int) -> None:
         self.fleet.remove(ps_id)
+        self.alarms.forget(ps_id)
+
+    def set_authorized(self, ps_ids: int | Iterable[int], authorized: bool = True) -> None:
+        """Whether the OAuth2 app may see these plants. Unauthorised plants vanish from the platform plant
+        list, token auth_ps_list, fault and device answers, go to fail_ps_id_list in plant real-time data and
+        to not_authorization_ps_list in getPowerStationDetail. Legacy (user login) answers are unaffected."""
+        ids = [ps_ids] if isinstance(ps_ids, int) else list(ps_ids)
+        self.fleet.set_authorized(ids, authorized)
+
+    # Faults and devices --------------------------------------------------------------------------
+    def open_fault(self, ps_id: int, fault_type: int = 1, *, ps_key: str | None = None, name: str | None = None,
+                   level: int | None = None) -> int:
+        """Open a fault record now (until close_fault). Default device: an inverter, else the plant itself.
+        Updates the plant's ps_fault_status / fault_count / alarm_count. Returns the record's fault_code."""
+        plant = self.fleet.by_id[ps_id]
+        if ps_key is not None:
+            dev = self.devices.by_ps_key(self.fleet, ps_key)
+            if dev is None or dev.ps_id != ps_id:
+                raise KeyError(f"no device {ps_key!r} on plant {ps_id}")
+            index = None if dev.virtual else dev.index
+        else:
+            index = self.devices.pick(plant, frozenset({1}), 0.0)
+        t, now = eval_times(self)
+        return self.alarms.open_fault(plant, fault_type, index, name, level, t, now).code
+
+    def close_fault(self, fault_code: int | str) -> None:
+        """Close an open record now (platform integer code or legacy string code, as served). A record of the
+        simulator's own timeline also ends its slot: the plant has one open record fewer from now on."""
+        code = api_faults.code_from(fault_code)
+        if code is None:
+            raise KeyError(f"not a fault code: {fault_code!r}")
+        t, now = eval_times(self)
+        self.alarms.close_fault(self.fleet, code, t, now)
+
+    def set_open_fault_count(self, n: int, *, fault_types: Sequence[int] | None = None) -> None:
+        """Exactly `n` open records across the fleet from now on (records keep rotating, the count stays):
+        one per randomly chosen plant (more per plant only when n exceeds the fleet). `fault_types` cycles
+        through the given types; default a mix of faults, alarms, notices, suggestions and type 7. Every
+        plant's ps_fault_status / fault_count / alarm_count is set to match."""
+        t, now = eval_times(self)
+        plants = [p for p in self.fleet.plants if p.ps_id not in self.fleet.unauthorized]
+        self.alarms.set_open_count(plants, n, fault_types, t, now)
+
+    def open_faults(self, ps_id: int | None = None, *, lang: str | None = None) -> list[dict[str, Any]]:
+        """The open records as platform getFaultAlarmInfo rows (newest first), for one plant or all."""
+        t, now = eval_times(self)
+        plants = [self.fleet.by_id[ps_id]] if ps_id is not None else list(self.fleet.plants)
+        rows = []
+        for plant in plants:
+            for rec in self.alarms.records(plant, t, now):
+                rows.append((rec.start, rec.code, api_faults.platform_row(self, plant, rec, lang)))
+        rows.sort(key=lambda r: (-r[0], r[1]))
+        return [row for _, _, row in rows]
+
+    def devices_of(self, ps_id: int, *, virtual: bool = False, lang: str | None = None) -> list[dict[str, Any]]:
+        """The plant's devices as platform getDeviceListByPsId rows (with firmware), without removed ones."""
+        plant = self.fleet.by_id[ps_id]
+        t, now = eval_times(self)
+        statuses = self.alarms.device_status(plant, t, now)
+        return [api_devices.device_row(self, plant, d, statuses.get(d.index, 4), lang, False, True)
+                for d in self.devices.devices(plant, virtual=virtual)]
+
+    def remove_device(self, ps_key: str) -> None:
+        """The device disappears: from device lists (and their totals), from device real-time answers (its
+        ps_key and serial go to the fail lists) and as a target of new fault records."""
+        if self.devices.by_ps_key(self.fleet, ps_key) is None:
+            raise KeyError(f"no device {ps_key!r}")
+        self.devices.remove(ps_key)
+
+    def restore_device(self, ps_key: str) -> None:
+        self.devices.restore(ps_key)
 
     def set_fleet_size(self, n: int) -> None:
         self.fleet.set_size(n, self.clock())
