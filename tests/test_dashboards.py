@@ -30,7 +30,7 @@ from tests._grafana_support import (
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "grafana" / "generate.py"
 PROVISIONING = ROOT / "grafana" / "provisioning"
-CONTRACT = ROOT / "docs" / "metrics-contract.md"
+CONTRACT = ROOT / "docs" / "metrics.md"
 RULES = ROOT / "prometheus" / "rules.yml"
 UIDS = {"isolarcloud-fleet.json": "isolarcloud-fleet", "isolarcloud-plant.json": "isolarcloud-plant"}
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}

@@ -19,7 +19,7 @@ PROM = ROOT / "prometheus"
 ALERTS = PROM / "alerts.yml"
 RULES = PROM / "rules.yml"
 UNIT_TESTS = sorted((PROM / "tests").glob("*.yml"))
-CONTRACT = ROOT / "docs" / "metrics-contract.md"
+CONTRACT = ROOT / "docs" / "metrics.md"
 JOB_SELECTOR = 'job="isolarcloud"'
 SEVERITIES = {"critical", "warning", "info"}
 # The cloud refreshes every 5 minutes: a shorter `for:` could fire on a single poll.
@@ -167,7 +167,7 @@ def test_every_selector_has_the_job(path):
 @pytest.mark.parametrize("path", [ALERTS, RULES], ids=lambda p: p.name)
 def test_rules_use_only_contract_metrics(path):
     known = contract_metrics()
-    assert known, "no metric names found in docs/metrics-contract.md"
+    assert known, "no metric names found in docs/metrics.md"
     for rule in rules_of(path):
         used = set(re.findall(r"\b(isolarcloud_[a-z_]+)\b", rule["expr"]))
         assert used <= known, f"not in the metrics contract: {used - known}"
