@@ -196,7 +196,6 @@ class AccountState:
     auth_mode: str
     gateway: str
     plants: PlantList | None
-    production: Production | None
     up: bool  # the plant list's truth: its last refresh succeeded and it is within max_age
     attempted: bool
     last_success: float | None
@@ -210,3 +209,11 @@ class AccountState:
     stats: StatsView
     token_expiries: Mapping[str, float]
     collections: tuple[CollectionState, ...] = ()
+    # Published data besides the plant list (DATA_SLOTS): None when missing or stale.
+    production: Production | None = None
+
+
+# The fields of AccountState holding published data: a collection publishes its objects under these names
+# (None in a state when missing or older than the collection's max_age). A new kind of data adds its field above
+# (default None) and its name here.
+DATA_SLOTS = frozenset({"plants", "production"})

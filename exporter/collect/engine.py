@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..data import AccountState, CollectionState, PlantList
+from ..data import DATA_SLOTS, AccountState, CollectionState, PlantList
 from ..fetch.auth import Auth
 from ..fetch.envelope import ApiError, CredentialError, QuotaError, TokenError
 from ..fetch.session import ApiSession
@@ -81,6 +81,9 @@ class AccountEngine:
         self.lock = threading.Lock()
         self.done = threading.Condition(self.lock)
         self.runs = {c.name: _Run() for c in self.collections}
+        unknown = {slot for c in self.collections for slot in c.slots} - DATA_SLOTS
+        if unknown:  # every slot a collection publishes is a field of AccountState, so the serve side sees it
+            raise ValueError(f"collections publish slots that AccountState lacks: {sorted(unknown)}")
         self.slots: dict[str, tuple[str, object]] = {}  # slot → (collection that published it, data)
         self.generation = 0
         self.attempted = False
@@ -188,12 +191,13 @@ class AccountEngine:
                     interval=share.interval, wanted_interval=c.wanted_interval(),
                     calls_per_hour=share.total_per_hour, max_age=self._max_age(c),
                     last_success=run.last_success, last_attempt=run.last_attempt, last_error=run.last_error))
+            data = {slot: self._fresh(slot, now) for slot in DATA_SLOTS if slot != "plants"}
             return AccountState(
                 name=self.name,
                 auth_mode=self.auth.mode,
                 gateway=self.settings.gateway,
                 plants=plants,  # type: ignore[arg-type]
-                production=self._fresh("production", now),  # type: ignore[arg-type]
+                **data,  # type: ignore[arg-type]
                 up=primary.up and plants is not None,
                 attempted=self.attempted,
                 last_success=primary.last_success,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
@@ -176,15 +176,33 @@ _STATE_FIELDS = tuple(f.name for f in fields(AccountState))
 def _state_key(state: AccountState) -> tuple[object, ...]:
     """Every field of the state, compared by value; data objects by generation (comparing two plant lists by
     value would compare every plant)."""
-    return tuple(_data_key(getattr(state, name)) if name in _DATA_FIELDS else getattr(state, name)
-                 for name in _STATE_FIELDS)
+    return tuple(_data_key(value) if hasattr(value, "generation") else value
+                 for value in (getattr(state, name) for name in _STATE_FIELDS))
 
 
-_DATA_FIELDS = frozenset({"plants", "production"})
+def _data_key(data: object) -> object:
+    return (type(data).__name__, data.generation)  # type: ignore[attr-defined]
 
 
-def _data_key(data: PlantList | Production | None) -> object:
-    return None if data is None else (type(data).__name__, data.generation)
+def _sections_key(states: Sequence[AccountState]) -> tuple[object, ...]:
+    """What the cached section depends on: each account's data objects, by generation."""
+    return tuple((s.name, *(_data_key(v) if hasattr(v, "generation") else None
+                            for v in (getattr(s, name) for name in _STATE_FIELDS)))
+                 for s in states if s.plants is not None)
+
+
+def _plant_section(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
+    return plant_families(account_data(states), openmetrics)
+
+
+# The cached part of /metrics, in order: each renders its families from the accounts' data (never from the
+# per-scrape status). A new kind of data (faults, details, devices) adds its renderer here.
+SECTIONS: tuple[Callable[[Sequence[AccountState], bool], Iterator[str]], ...] = (_plant_section,)
+
+
+def cached_section(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
+    for section in SECTIONS:
+        yield from section(states, openmetrics)
 
 
 class _Collectors:
@@ -200,7 +218,7 @@ class _Collectors:
 
 @dataclass
 class _Rendered:
-    key: tuple[tuple[str, int, int | None], ...]
+    key: tuple[object, ...]
     chunks: list[bytes]  # the plant section, one chunk per family: never copied into one string or body
     gzip_prefix: bytes | None = None  # gzip header + the section's deflate stream, sync-flushed (byte-aligned)
     crc: int = 0  # CRC-32 and length of the section, for the gzip trailer
@@ -221,16 +239,14 @@ class Exposition:
         self._accounts_memo: dict[bool, tuple[tuple[tuple[object, ...], ...], bytes]] = {}
 
     def _plants(self, states: Sequence[AccountState], openmetrics: bool, gzip: bool) -> _Rendered:
-        accounts = account_data(states)
-        key = tuple((name, plant_list.generation, production.generation if production is not None else None)
-                    for name, plant_list, production in accounts)
+        key = _sections_key(states)
         with self._lock:
             cached = self._cache.get(openmetrics)
             if cached is None or cached.key != key:
                 # Let every outdated section go (either format) before the new one is built.
                 cached = None
                 self._cache = {fmt: r for fmt, r in self._cache.items() if r.key == key}
-                cached = _Rendered(key, _coalesce(f.encode() for f in plant_families(accounts, openmetrics)))
+                cached = _Rendered(key, _coalesce(f.encode() for f in cached_section(states, openmetrics)))
                 self._cache[openmetrics] = cached
             if gzip and cached.gzip_prefix is None:
                 state = zlib.compressobj(6, zlib.DEFLATED, 31)
