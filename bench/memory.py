@@ -1,6 +1,7 @@
 """Peak memory of the exporter's HTTP transport for one large answer (BENCHMARKS.md, "Memory on a huge answer").
 
     PYTHONPATH=. .venv/bin/python bench/memory.py [--max-bytes N] [--code DIR]
+    PYTHONPATH=. .venv/bin/python bench/memory.py --sizes      # the largest realistic answers
 
 A server process serves prepared answers just under the cap; for each, a fresh client process (the exporter's
 `Transport` from `--code`, default this checkout) fetches and decodes it once and reports its peak RSS
@@ -102,15 +103,55 @@ def fetch(url: str, name: str, max_bytes: int) -> None:
                       "outcome": outcome}))
 
 
+def realistic_sizes() -> None:
+    """The sizes of the largest answers the exporter asks for, from the simulator (a fleet of 3,000 plants)."""
+    import requests
+
+    from exporter.simulator import Simulator
+    from exporter.simulator.realtime import POINTS
+
+    with Simulator(plants=3000, seed=1) as sim:
+        base = {"Content-Type": "application/json;charset=UTF-8", "x-access-key": sim.secret_key}
+        bearer = {**base, "Authorization": f"Bearer {sim.issue_tokens()['access_token']}"}
+        legacy = {**base, "sys_code": "901"}
+        login = requests.post(sim.url + "/openapi/login", headers=legacy, timeout=60, json={
+            "appkey": sim.appkey, "user_account": "demo@example.com", "user_password": "demo-password"})
+        token = login.json()["result_data"]["token"]
+        ids = [str(p.ps_id) for p in sim.plants]
+        points = [str(p) for p in POINTS]  # every plant point the simulator knows (73; the API allows 100)
+
+        def size(path: str, headers: dict[str, str], body: dict[str, object]) -> int:
+            r = requests.post(sim.url + path, headers=headers, json={"appkey": sim.appkey, **body}, timeout=60)
+            return len(r.content)
+
+        standard = ["83033", "83022", "83024", "83106", "83118", "83124", "83549", "83072", "83075", "83102",
+                    "83105", "83252", "83326"]
+        for rows in (100, 1000):
+            kb = size("/openapi/platform/queryPowerStationList", bearer,
+                      {"page": 1, "size": rows, "valid_flag": "1,2,3"}) / 1e3
+            print(f"  platform list page of {rows:4} plants:    {kb:8.1f} kB")
+            kb = size("/openapi/getPowerStationList", legacy,
+                      {"curPage": 1, "size": rows, "valid_flag": "1,2,3", "token": token}) / 1e3
+            print(f"  legacy list page of {rows:4} plants:      {kb:8.1f} kB")
+        for plants, chosen in ((50, standard), (1000, standard), (1000, points)):
+            kb = size("/openapi/platform/getPowerStationRealTimeData", bearer,
+                      {"ps_id_list": ids[:plants], "point_id_list": chosen, "is_get_point_dict": "1"}) / 1e3
+            print(f"  real-time, {plants:4} plants x {len(chosen):2} points: {kb:8.1f} kB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-bytes", type=int, default=None, help="the cap (default: the configuration's)")
     parser.add_argument("--size", type=int, default=None, help="answer size (default: just under the cap)")
     parser.add_argument("--code", default=str(Path(__file__).resolve().parent.parent),
                         help="the exporter checkout whose transport is measured")
+    parser.add_argument("--sizes", action="store_true", help="print the sizes of the largest realistic answers")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--fetch", nargs=2, metavar=("URL", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sizes:
+        realistic_sizes()
+        return 0
     if args.serve:
         serve(args.serve)
         return 0
