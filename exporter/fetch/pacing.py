@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-DEFAULT_WAIT_AFTER_429 = 1.0  # a 429 without a usable Retry-After: the recorded bucket refills in 1.5 s
+DEFAULT_WAIT_AFTER_429 = 1.0  # a 429 without a usable Retry-After (the recorded limiter refills 10 calls a second)
 
 
 @dataclass(frozen=True)
