@@ -18,6 +18,7 @@ from .collect.stats import Stats
 from .config import AccountConfig, Config
 from .data import AccountState
 from .fetch.auth import Auth, LoginAuth, OAuth2Auth
+from .fetch.pacing import Pace, Pacers
 from .fetch.plants import PlantListApi
 from .fetch.realtime import RealtimeApi
 from .fetch.session import ApiSession
@@ -30,13 +31,15 @@ SCRAPE_MARGIN = 0.5  # answer this long before Prometheus gives up on the scrape
 
 
 def build_engine(account: AccountConfig, config: Config, clock: Callable[[], float] = time.time, *,
-                 gateway: Callable[[Recorder], Gateway] | None = None) -> AccountEngine:
+                 gateway: Callable[[Recorder], Gateway] | None = None, pacers: Pacers | None = None) -> AccountEngine:
     """An account's engine with its collections, in priority order. `gateway` makes the transport (given the
-    recorder of the account's request counters); by default HTTP to the account's base_url."""
+    recorder of the account's request counters); by default HTTP to the account's base_url, paced by the
+    gateway's pacer from `pacers` (shared by the accounts of one gateway; by default the account's own)."""
     stats = Stats(clock)
     transport = gateway(stats.record_request) if gateway is not None else Transport(
         account.base_url, timeout=config.http_timeout, max_bytes=config.max_response_bytes,
-        record=stats.record_request)
+        record=stats.record_request, pacer=(pacers or Pacers()).get(account.base_url, pace(account)),
+        record_pace=stats.record_pace)
     a = account.auth
     auth: Auth
     if a.mode == "oauth2":
@@ -64,13 +67,20 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
     return AccountEngine(settings, session, collections, stats, clock=clock)
 
 
+def pace(account: AccountConfig) -> Pace:
+    limit = account.rate_limit
+    return Pace(burst=limit.burst, per_second=limit.per_second, max_retry_after=limit.max_retry_after)
+
+
 class Exporter:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  exposition: Exposition | None = None) -> None:
         self.config = config
         register_secrets(config.secrets())  # scrubbed from logs and error texts, whoever embeds us
         self.clock = clock
-        self.engines = [build_engine(account, config, clock) for account in config.accounts]
+        # One pacer per gateway for the whole process: accounts sharing a gateway share its rate limit.
+        self.pacers = Pacers()
+        self.engines = [build_engine(account, config, clock, pacers=self.pacers) for account in config.accounts]
         self.exposition = exposition or Exposition()
         for engine in self.engines:
             engine.on_success = self._prerender

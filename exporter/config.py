@@ -56,6 +56,16 @@ class RealtimeConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """The pace of calls to the account's gateway, shared with every account of the same gateway (the strictest
+    settings of them apply). Defaults below the recorded gateway limiter (burst 15, 10 calls per second)."""
+
+    burst: int = 10
+    per_second: float = 5.0
+    max_retry_after: float = 60.0
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     mode: str
     appkey: str
@@ -89,6 +99,13 @@ class AccountConfig:
     strict_row_count: bool = True
     authorize_host: str | None = None
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+
+
+# The largest realistic answer is a legacy plant-list page at the largest page_size (1000 rows, ~1.7 MB; 170 kB at
+# the default 100); a real-time batch of 1000 plants with 100 points is ~1.6 MB. 8 MiB leaves a margin of ~5x and
+# keeps a pathological answer (millions of tiny JSON objects) under ~250 MB of peak memory (BENCHMARKS.md).
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,7 @@ class Config:
     max_age: float | None = None
     http_timeout: float = 30.0
     scrape_timeout: float = 10.0
-    max_response_bytes: int = 32 * 1024 * 1024
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     warnings: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
@@ -305,6 +322,23 @@ def _realtime(data: Any, path: str) -> RealtimeConfig:
                           min_budget_share=share)
 
 
+def _rate_limit(data: Any, path: str) -> RateLimitConfig:
+    if data is None:
+        return RateLimitConfig()
+    section = _Section(data, path)
+    defaults = RateLimitConfig()
+    burst = section.integer("burst", defaults.burst, minimum=1, maximum=10_000)
+    rate = section.get("per_second", defaults.per_second)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 10_000:
+        raise ConfigError(f"{section.key('per_second')}: expected calls per second, a number above 0 and at most "
+                          f"10000, got {rate!r}")
+    longest = section.get("max_retry_after")
+    max_retry_after = (parse_duration(longest, section.key("max_retry_after")) if longest is not None
+                       else defaults.max_retry_after)
+    section.finish()
+    return RateLimitConfig(burst=burst, per_second=float(rate), max_retry_after=max_retry_after)
+
+
 def budget_share(section: _Section, name: str, default: float) -> float:
     """A fraction of the hourly budget, 0-0.9 (the plant list always keeps a part of it)."""
     value = section.get(name, default)
@@ -356,6 +390,7 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         strict_row_count=section.boolean("strict_row_count", True),
         authorize_host=section.string("authorize_host"),
         realtime=_realtime(section.get("realtime"), section.key("realtime")),
+        rate_limit=_rate_limit(section.get("rate_limit"), section.key("rate_limit")),
     )
     section.finish()
     return account
@@ -381,7 +416,7 @@ def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path
         raise ConfigError(f"max_age: {max_age:g}s is shorter than refresh_interval ({refresh_interval:g}s)")
     http_timeout = parse_duration(top.get("http_timeout", 30), "http_timeout")
     scrape_timeout = parse_duration(top.get("scrape_timeout", 10), "scrape_timeout")
-    max_bytes = top.integer("max_response_bytes", 32 * 1024 * 1024, minimum=1024)
+    max_bytes = top.integer("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, minimum=1024)
     accounts_data = top.get("accounts")
     if not isinstance(accounts_data, list) or not accounts_data:
         raise ConfigError("accounts: expected a non-empty list of accounts")

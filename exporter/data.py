@@ -124,6 +124,10 @@ class Plant:
     grid_connection_ts: float | None
     latitude: float | None
     longitude: float | None
+    # Legacy list only (login accounts): the cloud's online flag and its counts of open faults and alarms.
+    connection_status: int | None = None  # ps_status: 1 online, 0 offline
+    reported_faults: int | None = None  # fault_count
+    reported_alarms: int | None = None  # alarm_count
 
     @property
     def ps_type(self) -> str:
@@ -171,6 +175,12 @@ class StatsView:
     unknown_units: Mapping[str, int]
     realtime_failed_plants: int
     calls_this_hour: int
+    # Robustness against the real cloud: what the account learned and what it dropped or could not get.
+    limits: Mapping[str, int] = field(default_factory=dict)  # limit name → effective value (page_size, …)
+    realtime_unanswered_plants: int = 0  # requested, neither answered nor in fail_ps_id_list
+    counter_drops: Mapping[str, int] = field(default_factory=dict)  # reason (negative, decrease) → values
+    rate_limited: int = 0  # HTTP 429 answers
+    pacing_wait: float = 0.0  # seconds calls waited for the gateway's pace
 
 
 @dataclass(frozen=True)

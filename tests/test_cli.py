@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 
@@ -120,3 +121,26 @@ def test_authorize_refuses_a_login_account(tmp_path: Path) -> None:
     out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "l", "--code", "x"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "authorize needs auth.mode oauth2 and a token_file" in out.stderr
+
+
+@pytest.mark.parametrize("fields", ["both", "top_level"])
+def test_authorize_reads_tokens_at_the_top_level_too(fields: str, tmp_path: Path) -> None:
+    """A gateway that answers the code exchange with the tokens at the top level (as a peer client reads them),
+    beside or instead of result_data."""
+    with Simulator(plants=3, seed=32, token_fields=fields) as sim:
+        token_file = tmp_path / "tokens.json"
+        redirect = "https://example.com/callback"
+        config = {"accounts": [{"name": "home", "region": "europe", "base_url": sim.url,
+                                "auth": {"mode": "oauth2", "appkey": sim.appkey, "secret_key": sim.secret_key,
+                                         "token_file": str(token_file), "application_id": "4242",
+                                         "redirect_uri": redirect}}]}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "home", "--code",
+                              sim.create_authorization_code(redirect)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        stored = json.loads(token_file.read_text())
+        exchanged = [c for c in sim.calls if c.path.endswith("/token")][-1].response
+        assert stored["refresh_token"] == exchanged["refresh_token"]
+        assert stored["access_token"] == exchanged["access_token"]

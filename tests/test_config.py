@@ -36,7 +36,17 @@ def test_defaults_follow_the_documented_api() -> None:
     assert (account.valid_flag, account.page_size, account.lang) == ("1,3", 100, "_en_US")
     assert account.api_budget_per_hour == 1000
     assert account.realtime.enabled and account.realtime.batch_size == 50
+    assert (account.rate_limit.burst, account.rate_limit.per_second, account.rate_limit.max_retry_after) == (
+        10, 5.0, 60.0)  # below the recorded gateway limiter: burst 15, 10 per second
+    assert config.max_response_bytes == 8 * 1024 * 1024  # ~5x the largest realistic answer (BENCHMARKS.md)
     assert config.warnings == ()
+
+
+def test_rate_limit_keys() -> None:
+    data = login()
+    data["accounts"][0]["rate_limit"] = {"burst": 3, "per_second": 0.5, "max_retry_after": "2m"}
+    limit = parse_config(data, env={}).accounts[0].rate_limit
+    assert (limit.burst, limit.per_second, limit.max_retry_after) == (3, 0.5, 120.0)
 
 
 @pytest.mark.parametrize(("raw", "seconds"), [(300, 300), ("90s", 90), ("5m", 300), ("1h30m", 5400),
@@ -81,6 +91,13 @@ def test_base_url_overrides_region() -> None:
     (lambda d: d["accounts"][0].update(realtime={"batch_size": -1}), r"realtime\.batch_size: must be between"),
     (lambda d: d["accounts"][0].update(realtime={"extra_points": ["abc"]}), r"extra_points\[0\]: expected"),
     (lambda d: d["accounts"].append(dict(d["accounts"][0])), r"^accounts\[1\]\.name: 'home' is already used"),
+    (lambda d: d["accounts"][0].update(rate_limit={"burst": 0}), r"^accounts\[0\]\.rate_limit\.burst: must be"),
+    (lambda d: d["accounts"][0].update(rate_limit={"per_second": 0}),
+     r"^accounts\[0\]\.rate_limit\.per_second: expected calls per second"),
+    (lambda d: d["accounts"][0].update(rate_limit={"per_second": "fast"}), r"rate_limit\.per_second: expected"),
+    (lambda d: d["accounts"][0].update(rate_limit={"max_retry_after": "soon"}), r"rate_limit\.max_retry_after:"),
+    (lambda d: d["accounts"][0].update(rate_limit={"brust": 5}), r"^accounts\[0\]\.rate_limit\.brust: unknown key"),
+    (lambda d: d["accounts"][0].update(rate_limit=5), r"^accounts\[0\]\.rate_limit: expected a mapping"),
     (lambda d: d.update(accounts=[]), "^accounts: expected a non-empty list"),
     (lambda d: d.update(max_age="1m"), r"^max_age: 60s is shorter than refresh_interval"),
 ])

@@ -82,6 +82,10 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "account-name-invalid": (lambda t: {"accounts": [login(name="my home!")]}, ("accounts[0].name",)),
     "ps-type-unknown": (lambda t: {"accounts": [login(ps_type=2)]}, ("accounts[0].ps_type",)),
     "api-time-zone": (lambda t: {"accounts": [login(api_time_zone="Europe/Berlin")]}, ("api_time_zone",)),
+    "rate-limit-negative": (lambda t: {"accounts": [login(rate_limit={"per_second": -1})]},
+                            ("accounts[0].rate_limit.per_second",)),
+    "rate-limit-burst-float": (lambda t: {"accounts": [login(rate_limit={"burst": 2.5})]},
+                               ("accounts[0].rate_limit.burst",)),
     # unknown keys
     "unknown-top-key": (lambda t: {"refresh_intervall": "5m", "accounts": [login()]}, ("refresh_intervall",
                                                                                         "unknown key")),

@@ -152,7 +152,8 @@ def test_access_token_is_refreshed_before_it_expires(make_sim, run_exporter) -> 
     r.refresh_now()
     found = r.metrics()
     assert value(found, "isolarcloud_auth_total", account="oauth", kind="refresh", result="success") == 2
-    assert not [c for c in s.calls if c.result_code == "E00003"]
+    # Refreshed before it expired: the gateway never had to reject it (invalid_token, HTTP 401 by default).
+    assert not [c for c in s.calls if c.status == 401 or c.result_code == "E00003"]
 
 
 @pytest.mark.parametrize("style", ["code:E00003", "oauth_error:invalid_token"])
@@ -187,13 +188,28 @@ def test_login_token_expiry_relogs_in_once(make_sim, run_exporter) -> None:
 def test_a_token_that_stays_rejected_never_loops(make_sim, run_exporter) -> None:
     s = make_sim(plants=5, seed=5)
     r = run_exporter({"accounts": [login_account(s)]}, start=False)
+    r.refresh_now()  # the token serves a cycle: it has made progress
+    s.reset_calls()
     s.inject("code:E00003", path="getPowerStationList", times=50)
     r.refresh_now()
     found = r.metrics()
-    assert s.count("/openapi/login") == 2  # the first login and exactly one re-login
+    assert s.count("/openapi/login") == 1  # exactly one re-login
     assert s.count("getPowerStationList") == 2  # the request and its single retry
     assert value(found, "isolarcloud_up", account="login") == 0
     assert value(found, "isolarcloud_refreshes_total", account="login", result="error") == 1
+
+
+def test_a_fresh_token_rejected_at_once_ends_the_cycle(make_sim, run_exporter) -> None:
+    """The token just obtained by logging in is rejected before serving any call: logging in again could only
+    loop, so the cycle ends; the next cycle logs in once more."""
+    s = make_sim(plants=5, seed=5)
+    r = run_exporter({"accounts": [login_account(s)]}, start=False)
+    s.inject("code:E00003", path="getPowerStationList", times=50)
+    r.refresh_now()
+    assert (s.count("/openapi/login"), s.count("getPowerStationList")) == (1, 1)
+    r.refresh_now()
+    assert (s.count("/openapi/login"), s.count("getPowerStationList")) == (2, 3)
+    assert value(r.metrics(), "isolarcloud_refreshes_total", account="login", result="error") == 2
 
 
 def test_wrong_password_is_a_credential_error_and_backs_off(make_sim, run_exporter) -> None:

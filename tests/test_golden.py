@@ -36,7 +36,7 @@ def plant(ps_id: str, name: str, **fields: object) -> Plant:
 
 
 PLANTS = (
-    plant("1001", "Roof"),
+    plant("1001", "Roof", connection_status=1, reported_faults=0, reported_alarms=2),
     plant("1002", 'Dach "Süd" \\ Line1\nLine2', ps_type_code=5, fault_status=1, connect_type=None,
           location='C:\\PV "loc"', time_zone="GMT+1"),
     plant("1003", "阳光电源 🌞", ps_type_code=99, fault_status=None, online_status=None, build_status=None,
@@ -52,7 +52,9 @@ PRODUCTION = Production(
     taken_at=T, generation=2)
 STATS = StatsView(api_requests={("queryPowerStationList", "1"): 3, ("getPowerStationRealTimeData", "E999"): 1},
                   auth={("refresh", "success"): 2}, refreshes={"success": 5, "error": 1},
-                  unknown_units={"hp": 1}, realtime_failed_plants=2, calls_this_hour=4)
+                  unknown_units={"hp": 1}, realtime_failed_plants=2, calls_this_hour=4,
+                  limits={"page_size": 50, "realtime_batch_size": 25}, realtime_unanswered_plants=3,
+                  counter_drops={"negative": 1}, rate_limited=2, pacing_wait=1.5)
 
 
 def collection(name: str, up: bool, interval: float) -> CollectionState:

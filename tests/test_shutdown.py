@@ -119,7 +119,7 @@ def test_signal_during_a_token_rotation_keeps_the_rotated_token(sim: Simulator, 
     sim.inject("hook", path="refreshToken", hook=slow_rotation)
     sim.expire_access_tokens()
     time.sleep(1.1)
-    requests.get(base + "/metrics", timeout=5)  # the due refresh: E00003, then the (slow) token refresh
+    requests.get(base + "/metrics", timeout=5)  # the due refresh: invalid_token, then the (slow) token refresh
     assert in_flight.wait(5)
     rotations = sim.count("refreshToken")
     _stop_within_a_second(proc, signal.SIGTERM)

@@ -174,11 +174,22 @@ def test_refresh_rotation(sim: Simulator) -> None:
     assert "access_token" not in again and again["code"] == "5"
     assert platform(sim, "queryPowerStationList", {"page": 1, "size": 1}, t2["access_token"])["result_code"] == "1"
     # The access token bound to a used refresh token is revoked (Spring token-services behaviour).
-    assert platform(sim, "queryPowerStationList", {"page": 1, "size": 1}, t1["access_token"])["result_code"] \
-        == "E00003"
+    assert_invalid_token(post(sim, LIST, {"page": 1, "size": 1},
+                              headers={"Authorization": f"Bearer {t1['access_token']}"}), t1["access_token"])
     t3 = sim.rotate_refresh_token_elsewhere(t2["refresh_token"])
     assert refresh(sim, t2["refresh_token"])["result_data"]["code"] == "5"
     assert refresh(sim, t3["refresh_token"])["result_data"]["code"] == "1"
+
+
+def assert_invalid_token(r: requests.Response, token: str) -> None:
+    """The default answer to a dead Bearer token: the portal's failure example, HTTP 401 (RFC 6750), and a
+    description that does not quote the token."""
+    assert r.status_code == 401
+    body = r.json()
+    assert body["error"] == "invalid_token" and body["error_description"] == "Invalid access token"
+    assert len(body["req_serial_num"]) == 32 and "result_code" not in body
+    assert token not in r.text and token not in r.headers.get("WWW-Authenticate", "")
+    assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
 
 
 def test_token_expiry(sim: Simulator, clock: FakeClock) -> None:
@@ -187,22 +198,31 @@ def test_token_expiry(sim: Simulator, clock: FakeClock) -> None:
     clock.advance(172798)
     assert platform(sim, "queryPowerStationList", body, t["access_token"])["result_code"] == "1"
     clock.advance(2)
-    resp = platform(sim, "queryPowerStationList", body, t["access_token"])
-    assert resp["result_code"] == "E00003" and resp["result_data"] is None
+    assert_invalid_token(post(sim, LIST, body, headers={"Authorization": f"Bearer {t['access_token']}"}),
+                         t["access_token"])
     assert refresh(sim, t["refresh_token"])["result_data"]["code"] == "1"
     t2 = sim.issue_tokens()
     clock.advance(30 * 86400 + 1)
     assert refresh(sim, t2["refresh_token"])["result_data"]["code"] == "-2"
     t3 = sim.issue_tokens()
     sim.expire_access_tokens()
-    assert platform(sim, "queryPowerStationList", body, t3["access_token"])["result_code"] == "E00003"
+    assert_invalid_token(post(sim, LIST, body, headers={"Authorization": f"Bearer {t3['access_token']}"}),
+                         t3["access_token"])
 
 
-def test_oauth_error_style(clock: FakeClock) -> None:
-    with Simulator(plants=3, clock=clock, expired_token_style="oauth_error") as s:
-        r = post(s, LIST, {"page": 1, "size": 1}, headers={"Authorization": "Bearer nope"})
-        assert r.status_code == 401
-        assert r.json()["error"] == "invalid_token" and len(r.json()["req_serial_num"]) == 32
+def test_invalid_bearer_token_default_and_envelope_scenario(clock: FakeClock) -> None:
+    with Simulator(plants=3, clock=clock) as s:
+        assert_invalid_token(post(s, LIST, {"page": 1, "size": 1}, headers={"Authorization": "Bearer nope-123"}),
+                             "nope-123")
+        r = post(s, LIST, {"page": 1, "size": 1})  # no Authorization header at all
+        assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+    with Simulator(plants=3, clock=clock, expired_token_style="envelope") as s:
+        r = post(s, LIST, {"page": 1, "size": 1}, headers={"Authorization": "Bearer nope-123"})
+        assert r.status_code == 200
+        assert r.json()["result_code"] == "E00003" and r.json()["result_data"] is None
+    with Simulator(plants=3, clock=clock, oauth_error_status=400) as s:
+        r = post(s, LIST, {"page": 1, "size": 1}, headers={"Authorization": "Bearer nope-123"})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_token"
 
 
 # Legacy login ------------------------------------------------------------------------------------------

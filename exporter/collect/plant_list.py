@@ -14,6 +14,7 @@ from ..fetch.envelope import ResponseError
 from ..fetch.plants import PlantListApi, PlantListing, legacy_production, parse_plant
 from .budget import Share
 from .collection import Cycle, PassCollection, Published
+from .counters import CounterGuard
 from .stats import Stats
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class PlantListCollection(PassCollection):
         self.config = config
         self.stats = stats
         self.log = logging.LoggerAdapter(log, {"account": account.name})
+        self.counters = CounterGuard(account.name)
+        stats.record_limit("page_size", api.effective_page_size)
 
     def wanted_interval(self) -> float:
         return self.config.refresh_interval
@@ -37,7 +40,15 @@ class PlantListCollection(PassCollection):
         return self.api.calls(plants)
 
     def run(self, cycle: Cycle, share: Share) -> Published:
-        listing = self._read()
+        asked = self.api.effective_page_size
+        try:
+            listing = self._read()
+        finally:
+            self.stats.record_limit("page_size", self.api.effective_page_size)
+        if self.api.effective_page_size < asked:
+            self.log.warning("the gateway served at most %d plants per page of the list although %d were asked "
+                             "for; asking for %d from now on (set page_size to at most that)",
+                             self.api.effective_page_size, asked, self.api.effective_page_size)
         plants: list[Plant] = []
         values: dict[str, dict[str, float]] = {}
         unknown_units: list[str] = []
@@ -66,6 +77,10 @@ class PlantListCollection(PassCollection):
         published: dict[str, object] = {
             "plants": PlantList(tuple(plants), cycle.now, cycle.next_generation())}
         if legacy:
+            drops = self.counters.check(values, (p.ps_id for p in plants))
+            if drops:
+                self.log.warning("lifetime counter values dropped (never exported as counters): %s", dict(drops))
+                self.stats.record_counter_drops(drops)
             published["production"] = Production(values, taken_at=cycle.now, generation=cycle.next_generation())
         return published
 

@@ -22,6 +22,11 @@ class Stats:
         self.realtime_failed_plants = 0
         self.hour = 0
         self.hour_calls = 0
+        self.limits: dict[str, int] = {}
+        self.realtime_unanswered_plants = 0
+        self.counter_drops: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.pacing_wait = 0.0
 
     def record_request(self, endpoint: str, result: str) -> None:
         hour = int(self.clock() // 3600)
@@ -47,6 +52,27 @@ class Stats:
         with self.lock:
             self.realtime_failed_plants += plants
 
+    def record_limit(self, name: str, value: int) -> None:
+        """An effective limit of the account's gateway (page_size, realtime_batch_size)."""
+        with self.lock:
+            self.limits[name] = value
+
+    def record_realtime_unanswered(self, plants: int) -> None:
+        with self.lock:
+            self.realtime_unanswered_plants += plants
+
+    def record_counter_drops(self, drops: Counter[str]) -> None:
+        with self.lock:
+            self.counter_drops.update(drops)
+
+    def record_pace(self, event: str, amount: float) -> None:
+        """The transport's pacing events: a 429 answer, or seconds a call waited for the gateway's pace."""
+        with self.lock:
+            if event == "rate_limited":
+                self.rate_limited += int(amount)
+            elif event == "wait":
+                self.pacing_wait += amount
+
     def calls_this_hour(self, now: float) -> int:
         with self.lock:
             return self.hour_calls if int(now // 3600) == self.hour else 0
@@ -56,4 +82,7 @@ class Stats:
         with self.lock:
             return StatsView(dict(self.api_requests), dict(self.auth), dict(self.refreshes),
                              dict(self.unknown_units), self.realtime_failed_plants,
-                             self.hour_calls if int(now // 3600) == self.hour else 0)
+                             self.hour_calls if int(now // 3600) == self.hour else 0,
+                             limits=dict(self.limits), realtime_unanswered_plants=self.realtime_unanswered_plants,
+                             counter_drops=dict(self.counter_drops), rate_limited=self.rate_limited,
+                             pacing_wait=self.pacing_wait)

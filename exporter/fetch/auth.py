@@ -1,7 +1,9 @@
 """Authentication for both app types: OAuth2 (Bearer, rotating refresh token) and legacy login (body token).
 
-Each refresh or login is counted through `record_auth(kind, result)`. A session recovers from a rejected token at
-most once per refresh cycle, so a broken account can never loop logins or refreshes.
+Each refresh or login is counted through `record_auth(kind, result)`. A rejected token is renewed when the token
+has made progress since the last renewal (at least one successful call; a token not renewed in this cycle counts
+as having made progress); a token renewed in this cycle and rejected before any success ends the cycle, so a
+broken account can never loop logins or refreshes.
 """
 
 from __future__ import annotations
@@ -118,10 +120,14 @@ class Auth(Protocol):
         """Headers and body for a data call, obtaining a token first when there is none."""
 
     def recover(self) -> bool:
-        """After a rejected token: refresh or log in again. False when already done this cycle."""
+        """After a rejected token: refresh or log in again. False when the token was renewed in this cycle and
+        has served no successful call since (renewing again would only loop)."""
+
+    def progressed(self) -> None:
+        """A call with the current token succeeded: if it is rejected later, renewing it again is worth it."""
 
     def start_cycle(self) -> None:
-        """A new refresh cycle: one recovery is allowed again."""
+        """A new refresh cycle: a rejected token may be renewed again."""
 
     def expiries(self) -> dict[str, float]:
         """Known token expiry times by kind (access, refresh, login)."""
@@ -151,7 +157,7 @@ class OAuth2Auth:
         register_secrets([tokens.access_token, tokens.refresh_token])
         self.clock = clock
         self._lock = threading.Lock()
-        self._recovered = False
+        self._unproven = False  # renewed in this cycle, no successful call since
         self._file_stamp: tuple[int, int] | None = None
         self._dead: CredentialError | None = None
 
@@ -173,7 +179,10 @@ class OAuth2Auth:
                    token_file=store, record_auth=record_auth, clock=clock)
 
     def start_cycle(self) -> None:
-        self._recovered = False
+        self._unproven = False
+
+    def progressed(self) -> None:
+        self._unproven = False
 
     def settle(self, timeout: float) -> None:
         """Wait (bounded) for a token refresh in flight: once the gateway has rotated the refresh token, the
@@ -202,9 +211,8 @@ class OAuth2Auth:
         return headers, {"appkey": self.appkey, "lang": self.lang, **params}
 
     def recover(self) -> bool:
-        if self._recovered:
+        if self._unproven:
             return False
-        self._recovered = True
         self.refresh()
         return True
 
@@ -232,6 +240,7 @@ class OAuth2Auth:
         except CredentialError as exc:
             raise self._die(exc) from None
         self._store(fresh)
+        self._unproven = True
 
     def _token_call(self, path: str, body: dict[str, Any], kind: str) -> dict[str, Any]:
         """A token endpoint: the new tokens, or the typed error; counted either way."""
@@ -332,11 +341,14 @@ class LoginAuth:
         self.clock = clock
         self.token: str | None = None
         self.token_expires_at: float | None = None
-        self._recovered = False
+        self._unproven = False  # logged in during this cycle, no successful call since
         self._lock = threading.Lock()
 
     def start_cycle(self) -> None:
-        self._recovered = False
+        self._unproven = False
+
+    def progressed(self) -> None:
+        self._unproven = False
 
     def renewed(self) -> bool:
         return False  # the password comes from the configuration, which is read once
@@ -358,9 +370,8 @@ class LoginAuth:
         return self._headers(), {"appkey": self.appkey, "token": self.token, "lang": self.lang, **params}
 
     def recover(self) -> bool:
-        if self._recovered:
+        if self._unproven:
             return False
-        self._recovered = True
         self.token = None
         self.login()
         return True
@@ -389,6 +400,7 @@ class LoginAuth:
             register_secrets([token])
             self.token = token
             self.token_expires_at = self.clock() + LOGIN_TOKEN_LIFETIME
+            self._unproven = True
 
 
 def _data(doc: dict[str, Any]) -> dict[str, Any]:

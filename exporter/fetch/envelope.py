@@ -24,10 +24,11 @@ CREDENTIAL_CODES = {"E00000", "E00001", "E900", "E912", "E914", "E918", "E919", 
 class ApiError(Exception):
     """A failed API call. `result` is the metric label; the message is safe to log and show."""
 
-    def __init__(self, endpoint: str, result: str, message: str) -> None:
+    def __init__(self, endpoint: str, result: str, message: str, api_message: str = "") -> None:
         super().__init__(f"{endpoint}: {message}")
         self.endpoint = endpoint
         self.result = result
+        self.api_message = api_message  # the gateway's result_msg (scrubbed), e.g. to recognise an over-limit
 
 
 class TransportError(ApiError):
@@ -59,10 +60,24 @@ def endpoint_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def decode(endpoint: str, raw: bytes) -> dict[str, Any]:
-    """Bytes → JSON object; an OAuth-style error object raises like an error result code."""
+# JSON objects and arrays cost the parser ~60-200 bytes each however short their text (`{}` is 2 bytes): an answer
+# that is mostly tiny containers would take ~25x its size in memory. Real answers hold one per 100-300 bytes;
+# above DENSE_FROM bytes, more than one per DENSE_BYTES bytes is refused before parsing (BENCHMARKS.md).
+DENSE_FROM = 1 << 20
+DENSE_BYTES = 16
+
+
+def decode(endpoint: str, raw: bytes | str) -> dict[str, Any]:
+    """The body (bytes or its text) → JSON object; an OAuth-style error object raises like an error result
+    code."""
     if not raw.strip():
         raise ResponseError(endpoint, "invalid_response", "empty response body")
+    if len(raw) > DENSE_FROM:
+        brackets = (b"{", b"[") if isinstance(raw, bytes) else ("{", "[")
+        containers = raw.count(brackets[0]) + raw.count(brackets[1])  # type: ignore[arg-type]
+        if containers * DENSE_BYTES > len(raw):
+            raise ResponseError(endpoint, "too_large", f"response of {len(raw)} characters holds up to {containers} "
+                                "JSON objects and arrays: refused, it would take too much memory to parse")
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
@@ -91,7 +106,7 @@ def check_result(endpoint: str, doc: dict[str, Any]) -> None:
         raise QuotaError(endpoint, label, f"quota or rate limit ({code} {message})")
     if code in CREDENTIAL_CODES:
         raise CredentialError(endpoint, label, f"credentials rejected ({code} {message})")
-    raise ResultError(endpoint, label, f"result_code {label} {message}")
+    raise ResultError(endpoint, label, f"result_code {label} {message}", message)
 
 
 def result_data(endpoint: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +126,7 @@ def _safe_message(value: Any) -> str:
     return scrub("".join(ch if ch.isprintable() else "?" for ch in text))[:120]
 
 
-def oauth_error(raw: bytes) -> str | None:
+def oauth_error(raw: bytes | str) -> str | None:
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):

@@ -22,7 +22,12 @@ UNIT_FACTORS: dict[str, float] = {
     "度": 1e3 * _WH,  # Chinese "degree" = kWh
     "千度": 1e6 * _WH,
     "万度": 1e7 * _WH,
+    # Chinese unit names: 瓦 watt, 千 10^3, 兆 10^6, 万 10^4, 亿 10^8, 时 hour. Each is one reading only.
+    "瓦": 1.0, "千瓦": 1e3, "兆瓦": 1e6,
+    "瓦时": _WH, "千瓦时": 1e3 * _WH, "兆瓦时": 1e6 * _WH, "万千瓦时": 1e7 * _WH, "亿千瓦时": 1e11 * _WH,
 }
+# Written between the factors of a product unit: "kW·h" and "kW⋅h" are kWh. Removed before the table lookup.
+_UNIT_DOTS = str.maketrans("", "", "·⋅•∙*")
 
 
 class UnknownUnit(ValueError):
@@ -55,9 +60,11 @@ def parse_int(value: Any) -> int | None:
 def parse_float(value: Any) -> float | None:
     if type(value) is str:  # the API's usual form first: a refresh parses ~15 values per plant
         try:
-            number = float(value.strip().replace(",", ""))
+            number = float(value)
         except ValueError:
-            return None
+            number = _grouped_number(value)
+            if number is None:
+                return None
         return number if math.isfinite(number) else None
     if value is None or isinstance(value, bool):
         return None
@@ -66,14 +73,30 @@ def parse_float(value: Any) -> float | None:
             number = float(value)
         except OverflowError:  # an integer of hundreds of digits (JSON allows it)
             return None
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip().replace(",", ""))
-        except ValueError:
-            return None
+    elif isinstance(value, str):  # a str subclass
+        return parse_float(str(value))
     else:
         return None
     return number if math.isfinite(number) else None
+
+
+# A comma is a thousands separator only where nothing else can be meant: several groups of three digits, or
+# groups before a decimal point ("1,234,567", "1,234.5"). With a decimal comma the dots group thousands
+# ("1.234,5") or there is no group of exactly three digits after it ("12,5"). A lone comma before three digits
+# ("1,234") is either 1234 or 1.234: ambiguous, so missing rather than possibly a factor of a thousand off.
+_THOUSANDS_COMMAS = re.compile(r"[+-]?\d{1,3}(?:(?:,\d{3}){2,}(?:\.\d*)?|,\d{3}\.\d*)", re.ASCII)
+_DECIMAL_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+,\d+|\d+,(?:\d{1,2}|\d{4,}))", re.ASCII)
+
+
+def _grouped_number(value: str) -> float | None:
+    text = value.strip()
+    if len(text) > 64:
+        return None
+    if _THOUSANDS_COMMAS.fullmatch(text):
+        return float(text.replace(",", ""))
+    if _DECIMAL_COMMA.fullmatch(text):
+        return float(text.replace(".", "").replace(",", "."))
+    return None
 
 
 def parse_coordinate(value: Any, limit: float) -> float | None:
@@ -112,6 +135,25 @@ def zone_offset(spec: str, plant_zone: str) -> timezone | None:
 # fields from such a string, so building the datetime directly gives the same result, ~10x faster.
 _FAST_TIMESTAMPS = {19: re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII),
                     14: re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})", re.ASCII)}
+
+
+_EXPLICIT_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})",
+                              re.ASCII | re.IGNORECASE)
+
+
+def parse_zoned_timestamp(value: Any) -> float | None:
+    """An ISO 8601 time with its own offset (`2025-08-17T22:31:36+08:00`, as the legacy list's
+    `*_update_time` fields carry it) → Unix seconds. Without an explicit offset: None (the caller then reads
+    the time in the plant's zone), because no zone is assumed here."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not _EXPLICIT_OFFSET.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def parse_timestamp(value: Any, tz: timezone | None) -> float | None:
@@ -172,7 +214,7 @@ def unit_value(obj: Any) -> float | None:
     if number is None:
         return None
     unit = label_text(obj.get("unit")).strip()
-    factor = UNIT_FACTORS.get(unit.lower()) if unit else None
+    factor = UNIT_FACTORS.get(unit.lower().translate(_UNIT_DOTS).replace(" ", "")) if unit else None
     if factor is None:
         raise UnknownUnit(unit)
     value = number * factor

@@ -17,6 +17,7 @@ from .parse import (
     parse_coordinate,
     parse_int,
     parse_timestamp,
+    parse_zoned_timestamp,
     ps_id,
     unit_value,
     zone_offset,
@@ -65,15 +66,23 @@ class PlantListApi:
         # documented), and the budget forecast must count the pages really needed.
         self.served_page_size = page_size
 
+    @property
+    def effective_page_size(self) -> int:
+        """The rows per page asked for: the configured size, or the smaller one the gateway was seen to serve.
+        Asking for what is served keeps `page` × `size` right also on a gateway that would compute the offset
+        from the size asked while serving fewer rows. Kept for the life of the process."""
+        return max(1, min(self.page_size, self.served_page_size))
+
     def calls(self, plants: int) -> int:
         """List calls one pass over `plants` plants costs."""
-        return max(1, math.ceil(plants / max(1, min(self.page_size, self.served_page_size))))
+        return max(1, math.ceil(plants / self.effective_page_size))
 
     def page(self, number: int) -> tuple[list[dict[str, Any]], int | None]:
+        size = self.effective_page_size
         if self.session.mode == "oauth2":
-            path, params = OAUTH_LIST_PATH, {"page": number, "size": self.page_size, **self.filters}
+            path, params = OAUTH_LIST_PATH, {"page": number, "size": size, **self.filters}
         else:
-            path, params = LEGACY_LIST_PATH, {"curPage": number, "size": self.page_size, **self.filters}
+            path, params = LEGACY_LIST_PATH, {"curPage": number, "size": size, **self.filters}
         data = self.session.call(path, params, require_list="pageList")
         rows = data["pageList"]
         return [r for r in rows if isinstance(r, dict)], _total(data)
@@ -86,6 +95,7 @@ class PlantListApi:
         number = 1
         page_limit: int | None = None
         size = 0  # the largest page served
+        asked = self.effective_page_size
         while True:
             rows, total = self.page(number)
             result.pages += 1
@@ -108,7 +118,7 @@ class PlantListApi:
                 result.rows.append(row)
             if not rows:
                 break
-            if total is None and len(rows) < self.page_size:
+            if total is None and len(rows) < asked:
                 break
             if total is not None and number * size >= total:
                 break
@@ -117,7 +127,9 @@ class PlantListApi:
             if number >= MAX_PAGES:
                 raise ResponseError("list", "invalid_response", f"more than {MAX_PAGES} pages without an end")
             number += 1
-        if result.pages > 1 and 0 < size < self.page_size:
+        if result.pages > 1 and 0 < size < asked:
+            # No page of the pass held more rows than this while the total asked for more pages: the gateway
+            # caps the page size silently (the maximum is undocumented). Ask for this many from now on.
             self.served_page_size = size
         return result
 
@@ -138,6 +150,14 @@ def parse_plant(row: Mapping[str, Any], api_time_zone: str = "plant") -> Plant |
         return None
     time_zone = label_text(row.get("ps_current_time_zone")).strip()
     tz = zone_offset(api_time_zone, time_zone)
+    # The legacy list has no update_time; its curr_power_update_time carries its own offset, so it is the
+    # unambiguous freshness time wherever it is present (the zone string's sign is disputed).
+    stamp = row.get("curr_power_update_time")
+    update_ts = parse_zoned_timestamp(stamp)
+    if update_ts is None:
+        update_ts = parse_timestamp(row.get("update_time"), tz)
+    if update_ts is None:
+        update_ts = parse_timestamp(stamp, tz)
     return Plant(
         ps_id=key,
         ps_name=label_text(row.get("ps_name")),
@@ -151,11 +171,19 @@ def parse_plant(row: Mapping[str, Any], api_time_zone: str = "plant") -> Plant |
         location=label_text(row.get("ps_location")),
         time_zone=time_zone,
         install_ts=parse_timestamp(row.get("install_date"), tz),
-        update_ts=parse_timestamp(row.get("update_time"), tz),
+        update_ts=update_ts,
         grid_connection_ts=parse_timestamp(row.get("grid_connection_time"), tz),
         latitude=parse_coordinate(row.get("latitude"), 90),
         longitude=parse_coordinate(row.get("longitude"), 180),
+        connection_status=parse_int(row.get("ps_status")),
+        reported_faults=_count(row.get("fault_count")),
+        reported_alarms=_count(row.get("alarm_count")),
     )
+
+
+def _count(value: Any) -> int | None:
+    number = parse_int(value)
+    return number if number is not None and number >= 0 else None
 
 
 def legacy_production(row: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -24,6 +24,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from .envelope import (
     ApiError,
+    QuotaError,
     ResponseError,
     TransportError,
     decode,
@@ -32,8 +33,12 @@ from .envelope import (
     oauth_exception,
     result_data,
 )
+from .pacing import DEFAULT_WAIT_AFTER_429, GatewayPacer, retry_after
 
 Recorder = Callable[[str, str], None]
+# Pacing events of an account's calls: ("wait", seconds waited for the gateway's pace) or ("rate_limited", 1).
+PaceRecorder = Callable[[str, float], None]
+RETRIES_AFTER_429 = 2  # a call rate limited three times in a row fails as rate limited
 
 
 class Gateway(ABC):
@@ -47,14 +52,22 @@ class Gateway(ABC):
         """The decoded JSON object, unjudged and unrecorded: token calls judge and record it themselves."""
 
     def post(self, path: str, body: dict[str, Any], headers: dict[str, str],
-             require_list: str | None = None) -> dict[str, Any]:
+             require_list: str | None = None, allow_empty: bool = False) -> dict[str, Any]:
         """`result_data` (a dict) of a successful envelope, or an ApiError subclass; recorded either way.
         `require_list` names a key of `result_data` that must hold a list: a call without it is recorded as
-        invalid_response, not as a success."""
+        invalid_response, not as a success. With `allow_empty`, an empty `result_data` (`{}`, `[]`, `""`) is a
+        success that answers nothing (returned as `{}`): some endpoints say "no data" that way."""
         endpoint = endpoint_name(path)
         try:
-            data = result_data(endpoint, self.post_document(path, body, headers))
-            if require_list is not None and not isinstance(data.get(require_list), list):
+            doc = self.post_document(path, body, headers)
+            answer = doc.get("result_data")
+            if allow_empty and isinstance(answer, (dict, list, str)) and not answer:
+                doc = {**doc, "result_data": {}}
+            data = result_data(endpoint, doc)
+            # With allow_empty, `{}` and an explicit null list mean "nothing"; a missing list beside other keys is
+            # still a broken answer.
+            empty = allow_empty and (not data or (require_list in data and data[require_list] is None))
+            if require_list is not None and not isinstance(data.get(require_list), list) and not empty:
                 raise ResponseError(endpoint, "invalid_response", f"result_data has no {require_list} list")
         except ApiError as exc:
             self.record(endpoint, exc.result)
@@ -165,14 +178,18 @@ def _reason(exc: BaseException) -> BaseException | None:
 
 
 class Transport(Gateway):
-    """Posts JSON over HTTP to one gateway with a total deadline and a response size cap."""
+    """Posts JSON over HTTP to one gateway with a total deadline and a response size cap, at the gateway's
+    pace (shared with the other accounts calling it), waiting out a 429 as long as `Retry-After` asks (bounded)."""
 
     def __init__(self, base_url: str, *, timeout: float, max_bytes: int, record: Recorder,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, pacer: GatewayPacer | None = None,
+                 record_pace: PaceRecorder | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.record = record
+        self.pacer = pacer or GatewayPacer()
+        self.record_pace = record_pace or (lambda event, amount: None)
         self.session = session or requests.Session()
         # The gateway is reached directly; a proxy from the environment is still honoured by requests.
         self.session.headers["User-Agent"] = "isolarcloud-exporter"
@@ -199,17 +216,45 @@ class Transport(Gateway):
         endpoint = endpoint_name(path)
         return decode(endpoint, self._send(path, endpoint, body, headers))
 
-    def _send(self, path: str, endpoint: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
-        deadline = time.monotonic() + self.timeout
-        watchdog = _current.watchdog = _Watchdog(self.timeout)
-        try:
-            return self._exchange(path, endpoint, body, headers, deadline, watchdog)
-        finally:
-            watchdog.stop()
-            _current.watchdog = None
+    def _send(self, path: str, endpoint: str, body: dict[str, Any], headers: dict[str, str]) -> str:
+        """The answer's text, after waiting for the gateway's pace and out any 429s (each one is a call and is
+        recorded here; the last attempt is recorded by the caller, as every call is)."""
+        for attempt in range(RETRIES_AFTER_429 + 1):
+            waited = self.pacer.acquire()
+            if waited > 0:
+                self.record_pace("wait", waited)
+            deadline = time.monotonic() + self.timeout
+            watchdog = _current.watchdog = _Watchdog(self.timeout)
+            try:
+                status, answer_headers, text = self._exchange(path, endpoint, body, headers, deadline, watchdog)
+            finally:
+                watchdog.stop()
+                _current.watchdog = None
+            self.pacer.observe(answer_headers)
+            if status == 200:
+                return text
+            if status == 429:
+                self.record_pace("rate_limited", 1)
+                delay = retry_after(answer_headers.get("retry-after"))
+                wait = DEFAULT_WAIT_AFTER_429 if delay is None else delay
+                if wait > self.pacer.max_retry_after:
+                    # Waiting that long would hold every account of this gateway: the refresh backs off instead.
+                    self.pacer.penalize(self.pacer.max_retry_after)
+                    raise QuotaError(endpoint, "http_429", f"rate limited by the gateway (HTTP 429, Retry-After "
+                                     f"{wait:.0f}s is longer than {self.pacer.max_retry_after:g}s)")
+                self.pacer.penalize(wait)
+                if attempt < RETRIES_AFTER_429:
+                    self.record(endpoint, "http_429")
+                    continue
+                raise QuotaError(endpoint, "http_429", f"rate limited by the gateway (HTTP 429, {attempt + 1} times)")
+            oauth = oauth_error(text)
+            if oauth is not None:
+                raise oauth_exception(endpoint, oauth)
+            raise TransportError(endpoint, f"http_{status}", f"HTTP {status}")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _exchange(self, path: str, endpoint: str, body: dict[str, Any], headers: dict[str, str], deadline: float,
-                  watchdog: _Watchdog) -> bytes:
+                  watchdog: _Watchdog) -> tuple[int, Mapping[str, str], str]:
         try:
             response = self.session.post(
                 self.base_url + path,
@@ -222,17 +267,20 @@ class Transport(Gateway):
         except requests.exceptions.RequestException as exc:
             result, message = _classify_exception(exc, watchdog.cut, self.timeout)
             raise TransportError(endpoint, result, message) from None
+        too_large = TransportError(endpoint, "too_large", f"response larger than {self.max_bytes} bytes, abandoned")
         try:
-            chunks: list[bytes] = []
-            size = 0
-            # Read in chunks against a total deadline: a server that drips one byte at a time never trips
-            # the per-read timeout, and a huge body must not be held in memory.
+            announced = response.headers.get("Content-Length", "")
+            if announced.isdigit() and int(announced) > self.max_bytes and "gzip" not in response.headers.get(
+                    "Content-Encoding", ""):
+                raise too_large
+            # One growing buffer, read in chunks against a total deadline: a server that drips one byte at a
+            # time never trips the per-read timeout, a huge body is abandoned as it streams in, and no list of
+            # chunks is joined into a second copy of the body.
+            buffer = bytearray()
             for chunk in response.iter_content(chunk_size=65536):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise TransportError(endpoint, "too_large",
-                                         f"response larger than {self.max_bytes} bytes, abandoned")
+                buffer += chunk
+                if len(buffer) > self.max_bytes:
+                    raise too_large
                 if time.monotonic() > deadline:
                     raise TransportError(endpoint, "timeout", f"response not complete within {self.timeout:g}s")
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -240,10 +288,14 @@ class Transport(Gateway):
             raise TransportError(endpoint, result, message) from None
         finally:
             response.close()
-        raw = b"".join(chunks)
-        if response.status_code != 200:
-            oauth = oauth_error(raw)
-            if oauth is not None:
-                raise oauth_exception(endpoint, oauth)
-            raise TransportError(endpoint, f"http_{response.status_code}", f"HTTP {response.status_code}")
-        return raw
+        # Decoded here, so that the bytes are gone before the JSON parser builds its objects (json.loads of bytes
+        # would hold the bytes and their text side by side until it is done).
+        return response.status_code, response.headers, _text(endpoint, buffer)
+
+
+def _text(endpoint: str, raw: bytearray) -> str:
+    """The body as text, in the encoding JSON allows (UTF-8, -16 or -32, as json.loads detects it)."""
+    try:
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        raise ResponseError(endpoint, "invalid_response", "response is not JSON") from None

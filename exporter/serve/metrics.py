@@ -19,6 +19,7 @@ from ..data import QUANTITIES, AccountState, Plant
 
 PLANT_LABELS = ("account", "ps_id", "ps_name", "ps_type")
 CACHED = " Cached: refreshed from the iSolarCloud plant list at most every refresh interval."
+COUNTER_NOTE = " Negative values and dips below the last value are dropped (isolarcloud_lifetime_values_dropped_total)."
 Values = Mapping[str, float]  # a plant's quantity values (data.Production.values[ps_id])
 
 
@@ -58,8 +59,8 @@ PLANT_FAMILIES: tuple[Family, ...] = (
            "info", lambda p, v: 1.0, info_labels),
     Family("isolarcloud_plant_install_timestamp_seconds", "When the plant was created (Unix time)." + CACHED,
            "gauge", lambda p, v: p.install_ts),
-    Family("isolarcloud_plant_update_timestamp_seconds", "When the cloud last updated the plant (Unix time)."
-           + CACHED, "gauge", lambda p, v: p.update_ts),
+    Family("isolarcloud_plant_update_timestamp_seconds", "When the cloud last updated the plant (Unix time): "
+           "update_time, or the legacy list's curr_power_update_time." + CACHED, "gauge", lambda p, v: p.update_ts),
     Family("isolarcloud_plant_grid_connection_timestamp_seconds", "When the plant was connected to the grid "
            "(Unix time)." + CACHED, "gauge", lambda p, v: p.grid_connection_ts),
     Family("isolarcloud_plant_latitude_degrees", "Plant latitude; absent when the API gives 0 or none." + CACHED,
@@ -67,12 +68,22 @@ PLANT_FAMILIES: tuple[Family, ...] = (
     Family("isolarcloud_plant_longitude_degrees", "Plant longitude; absent when the API gives 0 or none." + CACHED,
            "gauge", lambda p, v: p.longitude),
     *(Family("isolarcloud_plant_" + q.key, q.description + " Base units; absent when the API gives no value."
-             + CACHED, "counter" if q.counter else "gauge", _quantity(q.key))
+             + (COUNTER_NOTE if q.counter else "") + CACHED, "counter" if q.counter else "gauge", _quantity(q.key))
       for q in QUANTITIES),
+    # The legacy plant list's own state fields (login accounts).
+    Family("isolarcloud_plant_connection_status", "Plant connection to the cloud (legacy list ps_status): 1 online, "
+           "0 offline. Login accounts only." + CACHED, "gauge", lambda p, v: p.connection_status),
+    Family("isolarcloud_plant_reported_faults", "Open faults of the plant as the legacy plant list counts them "
+           "(fault_count). Login accounts only." + CACHED, "gauge", lambda p, v: p.reported_faults),
+    Family("isolarcloud_plant_reported_alarms", "Open alarms of the plant as the legacy plant list counts them "
+           "(alarm_count). Login accounts only." + CACHED, "gauge", lambda p, v: p.reported_alarms),
 )
 POINT_VALUE = "isolarcloud_plant_point_value"
 POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit conversion; see the unit label)."
                     + CACHED)
+
+
+DROP_REASONS = ("negative", "decrease")
 
 
 def plant_label_values(account: str, plant: Plant) -> tuple[str, str, str, str]:
@@ -124,6 +135,20 @@ class StatusCollector(Collector):
                                         "Plants the real-time endpoint listed in fail_ps_id_list.", labels=["account"])
         units = CounterMetricFamily("isolarcloud_unknown_units", "Legacy list values skipped for an unknown unit.",
                                     labels=["account", "unit"])
+        limit = g("isolarcloud_effective_limit", "A limit of the gateway as the account uses it: the configured "
+                  "value, or the smaller one the gateway was seen to enforce (limit: page_size, realtime_batch_size).",
+                  labels=["account", "limit"])
+        unanswered = CounterMetricFamily("isolarcloud_realtime_unanswered_plants",
+                                   "Plants asked for real-time data that the answers neither carried nor listed in "
+                                   "fail_ps_id_list (an empty answer, or left out twice).", labels=["account"])
+        dropped = CounterMetricFamily("isolarcloud_lifetime_values_dropped",
+                                "Lifetime counter values not exported, by reason: negative, or decrease (below the "
+                                "last value exported).", labels=["account", "reason"])
+        rate_limited = CounterMetricFamily("isolarcloud_api_rate_limited",
+                                     "API calls the gateway answered with HTTP 429 (rate limited).", labels=["account"])
+        pacing = CounterMetricFamily("isolarcloud_api_pacing_wait_seconds",
+                               "Time the account's API calls waited for the gateway's pace (rate_limit).",
+                               labels=["account"])
         c_labels = ["account", "collection"]
         c_up = g("isolarcloud_collection_up", "1 when the collection's last run succeeded and its data is within "
                  "its max_age (collection: plants, realtime, ...).", labels=c_labels)
@@ -160,6 +185,13 @@ class StatusCollector(Collector):
             rt_failed.add_metric([a], s.stats.realtime_failed_plants)
             for unit, count in sorted(s.stats.unknown_units.items()):
                 units.add_metric([a, unit], count)
+            for name, number in sorted(s.stats.limits.items()):
+                limit.add_metric([a, name], number)
+            unanswered.add_metric([a], s.stats.realtime_unanswered_plants)
+            for reason in DROP_REASONS:
+                dropped.add_metric([a, reason], s.stats.counter_drops.get(reason, 0))
+            rate_limited.add_metric([a], s.stats.rate_limited)
+            pacing.add_metric([a], s.stats.pacing_wait)
             for c in s.collections:
                 c_up.add_metric([a, c.name], 1.0 if c.up else 0.0)
                 c_interval.add_metric([a, c.name], c.interval)
@@ -169,6 +201,7 @@ class StatusCollector(Collector):
                 c_max_age.add_metric([a, c.name], c.max_age)
         yield from (up, plants, duration, success, refreshes, requests, auth, expiry, budget, hour_calls, interval,
                     max_age, backoff, rt_failed, units, c_up, c_interval, c_success, c_budget, c_max_age)
+        yield from (limit, unanswered, dropped, rate_limited, pacing)
         info = InfoMetricFamily("isolarcloud_exporter_build", "Exporter version; value 1.")
         info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield info

@@ -21,6 +21,17 @@ def _listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def _rate(value: str) -> tuple[int, float]:
+    burst, sep, rate = value.partition(":")
+    try:
+        parsed = (int(burst), float(rate))
+    except ValueError:
+        parsed = (0, 0.0)
+    if not sep or parsed[0] < 1 or not parsed[1] > 0:
+        raise argparse.ArgumentTypeError("expected BURST:PER_SECOND, e.g. 15:10")
+    return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="isolarcloud-simulator", description=__doc__)
     p.add_argument("--listen-address", type=_listen, default=("127.0.0.1", 8080), metavar="HOST:PORT")
@@ -28,7 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--total-key", choices=("rowCount", "row_count", "none"), default="rowCount")
     p.add_argument("--max-page-size", type=int, default=None)
-    p.add_argument("--expired-token-style", choices=("envelope", "oauth_error"), default="envelope")
+    p.add_argument("--max-realtime-plants", type=int, default=None, metavar="N",
+                   help="refuse real-time calls for more than N plants (the limit is undocumented)")
+    p.add_argument("--realtime-limit-style", choices=("010", "009", "message"), default="010",
+                   help="how a real-time batch over --max-realtime-plants is refused")
+    p.add_argument("--expired-token-style", choices=("envelope", "oauth_error"), default="oauth_error")
+    p.add_argument("--token-fields", choices=("result_data", "both", "top_level"), default="result_data",
+                   help="where token answers carry the tokens")
+    p.add_argument("--legacy-units", choices=("portal", "varied"), default="portal",
+                   help="varied: legacy energy units kW·h, 千瓦时, 万千瓦时 and an empty unit on some plants")
+    p.add_argument("--rate-limit", type=_rate, default=None, metavar="BURST:PER_SECOND",
+                   help="the gateway's limiter scenario (HTTP 429 beyond it), e.g. 15:10 as recorded")
+    p.add_argument("--no-retry-after", action="store_true", help="429 answers without Retry-After")
+    p.add_argument("--access-token-calls", type=int, default=None, metavar="N",
+                   help="revoke each access token after N calls (a gateway that revokes tokens early)")
     p.add_argument("--install-power-unit", choices=("W", "kW"), default="W",
                    help="unit of getPowerStationDetail install_power (the reference does not say)")
     p.add_argument("--device-fail-keys", choices=("recorded", "table"), default="recorded",
@@ -42,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", default="demo-password")
     p.add_argument("--tokens-file", default=None,
                    help="write freshly issued OAuth tokens (JSON) here, for a demo exporter to pick up")
-    p.add_argument("--log-requests", action="store_true")
+    p.add_argument("--log-requests", action="store_true", help="an access log line per request on stderr")
     return p
 
 
@@ -53,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         plants=args.plants, seed=args.seed, host=host, port=port, appkey=args.appkey,
         secret_key=args.secret_key, users={args.user: args.password},
         total_key=None if args.total_key == "none" else args.total_key, max_page_size=args.max_page_size,
+        max_realtime_plants=args.max_realtime_plants, realtime_limit_style=args.realtime_limit_style,
         expired_token_style=args.expired_token_style, log_requests=args.log_requests,
         install_power_unit=args.install_power_unit, device_fail_keys=args.device_fail_keys,
-        device_claim_key=args.device_claim_key,
+        device_claim_key=args.device_claim_key, token_fields=args.token_fields, legacy_units=args.legacy_units,
+        rate_limit=args.rate_limit, rate_limit_retry_after=not args.no_retry_after,
+        access_token_calls=args.access_token_calls,
     )
     if args.open_faults is not None:
         sim.set_open_fault_count(args.open_faults)

@@ -42,6 +42,8 @@ class Auth:
         login_ttl: float,
         login_limit: tuple[int, float] | None,
         revoke_access_on_refresh: bool,
+        access_calls: int | None = None,
+        login_calls: int | None = None,
     ) -> None:
         self.clock = clock
         self.access_ttl = access_ttl
@@ -49,6 +51,10 @@ class Auth:
         self.login_ttl = login_ttl
         self.login_limit = login_limit
         self.revoke_access_on_refresh = revoke_access_on_refresh
+        # A gateway that revokes tokens early: each token dies after serving this many calls (None: never).
+        self.access_calls = access_calls
+        self.login_calls = login_calls
+        self._uses: collections.Counter[str] = collections.Counter()
         self.users = {
             acct: _User(acct, pw, str(100_000 + i * 7)) for i, (acct, pw) in enumerate(sorted(users.items()))
         }
@@ -111,6 +117,19 @@ class Auth:
             exp = self._access.get(token)
         return exp is not None and exp > self.clock()
 
+    def use_access(self, token: str) -> bool:
+        """A platform call with this Bearer token: valid, and (with `access_calls`) not yet used up."""
+        if not self.access_valid(token):
+            return False
+        return self._use(token, self.access_calls)
+
+    def _use(self, token: str, limit: int | None) -> bool:
+        if limit is None:
+            return True
+        with self._lock:
+            self._uses[token] += 1
+            return self._uses[token] <= limit
+
     def expire_access(self) -> None:
         now = self.clock()
         with self._lock:
@@ -169,6 +188,12 @@ class Auth:
                 return False
             self._login[token] = now + self.login_ttl
         return True
+
+    def use_login_token(self, token: str) -> bool:
+        """A legacy call with this login token: valid (sliding), and (with `login_calls`) not yet used up."""
+        if not self.login_token_valid(token):
+            return False
+        return self._use(token, self.login_calls)
 
     def expire_login(self) -> None:
         now = self.clock()

@@ -62,18 +62,21 @@ def _iso(t: float, offset_h: float) -> str:
 
 def _legacy_record(sim: Context, p: Plant, now: float, lang: str | None) -> dict[str, Any]:
     rec = p.wire(now)
+    del rec["update_time"]  # not in the legacy field table: its freshness is curr_power_update_time
     for key in LEGACY_FIELDS:
         rec[key] = p.fields[key]
     s = summary(p, now, sim.data_interval)
-    kwh_today, kwh_total = s.today_wh / 1000.0, s.total_wh / 1000.0
+    today_wh = _override_wh(sim, p, 83022, s.today_wh)
+    total_wh = _override_wh(sim, p, 83024, s.total_wh)
+    kwh_today, kwh_total = today_wh / 1000.0, total_wh / 1000.0
     day_of_month = int(time.strftime("%d", time.gmtime(now + p.utc_offset_h * 3600)))
     day_of_year = int(time.strftime("%j", time.gmtime(now + p.utc_offset_h * 3600)))
     avg_day = kwh_total / max(1.0, p.days_running)
     price = p.price_per_kwh
     values = {
         "curr_power": units.scaled(s.power_w, units.POWER),
-        "today_energy": units.scaled(s.today_wh, units.ENERGY, lang),
-        "total_energy": units.scaled(s.total_wh, units.ENERGY, lang),
+        "today_energy": _energy(sim, p, today_wh, lang),
+        "total_energy": _energy(sim, p, total_wh, lang),
         "total_capcity": units.scaled(p.capacity_w, units.CAPACITY),
         "equivalent_hour": units.plain(round(s.today_wh / (p.capacity_w or 1.0), 2), "h"),
         "co2_reduce": units.scaled(kwh_today * CO2_KG_PER_KWH, units.MASS),
@@ -88,6 +91,22 @@ def _legacy_record(sim: Context, p: Plant, now: float, lang: str | None) -> dict
         rec[key] = value
         rec[f"{key}_update_time"] = stamp
     return rec
+
+
+def _override_wh(sim: Context, p: Plant, point_id: int, model_wh: float) -> float:
+    value = sim.point_overrides.get((p.ps_id, point_id), "") if sim.point_overrides else ""
+    try:
+        return float(value) if value else model_wh
+    except ValueError:
+        return model_wh
+
+
+def _energy(sim: Context, p: Plant, wh: float, lang: str | None) -> dict[str, str]:
+    if sim.legacy_units == "varied":
+        variant = units.energy_variant(p.quirk_key)
+        if variant is not None:
+            return variant(wh)
+    return units.scaled(wh, units.ENERGY, lang)
 
 
 def get_power_station_list(sim: Context, req: Request, fault: Fault | None) -> Reply:
@@ -113,6 +132,11 @@ def realtime(sim: Context, req: Request, fault: Fault | None) -> Reply:
     if len(point_ids) > MAX_POINTS:
         return error(now, "010", "er_parameter_value_invalid:point_id_list")
     if sim.max_realtime_plants is not None and len(ps_ids) > sim.max_realtime_plants:
+        # Undocumented: `010` (as for point_id_list), `009`, or another code whose message names the limit.
+        if sim.realtime_limit_style == "009":
+            return error(now, "009", "er_missing_parameter:ps_id_list")
+        if sim.realtime_limit_style == "message":
+            return error(now, "-1", f"ps_id_list exceeds the maximum of {sim.max_realtime_plants}")
         return error(now, "010", "er_parameter_value_invalid:ps_id_list")
     known: list[int] = []
     for raw in point_ids:
@@ -133,6 +157,9 @@ def realtime(sim: Context, req: Request, fault: Fault | None) -> Reply:
                                  "ps_key": f"{plant.ps_id}_11_0_0", "uuid": plant.uuid}
         for pid, value in point_values(plant, now, known, sim.data_interval).items():
             entry[f"p{pid}"] = value
+        for pid in known:
+            if (plant.ps_id, pid) in sim.point_overrides:
+                entry[f"p{pid}"] = sim.point_overrides[(plant.ps_id, pid)]
         entries.append(entry)
     data: dict[str, Any] = {"device_point_list": entries, "fail_ps_id_list": fails}
     if str(body.get("is_get_point_dict", "0")) == "1":
@@ -155,14 +182,27 @@ def token(sim: Context, req: Request, fault: Fault | None) -> Reply:
     data = sim.auth.issue()
     data["auth_ps_list"] = [str(p.ps_id) for p in sim.fleet.plants if p.ps_id not in sim.fleet.unauthorized]
     data["auth_user"] = sim.auth.auth_user
-    return _ok(sim, data)
+    return _token_reply(sim, data)
 
 
 def refresh_token(sim: Context, req: Request, fault: Fault | None) -> Reply:
     rt = (req.body or {}).get("refresh_token")
     data = sim.auth.refresh(str(rt)) if rt else {"code": "4"}
     # The refresh field table reports failures in result_data.code, so the envelope itself says success.
-    return _ok(sim, data)
+    return _token_reply(sim, data)
+
+
+TOKEN_KEYS = ("access_token", "token_type", "refresh_token", "expires_in")
+
+
+def _token_reply(sim: Context, data: dict[str, Any]) -> Reply:
+    """Tokens where `token_fields` says: in result_data (the portal), also at the top level (the shape a peer
+    client reads), or only at the top level."""
+    if sim.token_fields == "result_data" or "access_token" not in data:
+        return _ok(sim, data)
+    tokens = {k: data[k] for k in TOKEN_KEYS if k in data}
+    inner = data if sim.token_fields == "both" else {k: v for k, v in data.items() if k not in TOKEN_KEYS}
+    return Reply({**envelope(sim.clock(), "1", inner), **tokens})
 
 
 def login(sim: Context, req: Request, fault: Fault | None) -> Reply:

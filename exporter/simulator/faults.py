@@ -13,18 +13,24 @@ from .common import lenient_int
 # Faults that replace the whole response; the request is not processed (no tokens, quota or paging used).
 REPLACING = frozenset({
     "http", "empty_body", "invalid_json", "json_list", "huge", "hang", "close", "code", "oauth_error",
+    "rate_limited",
 })
 # Faults that let the request be processed and then alter or delay the answer.
-ALTERING = frozenset({"result_data_null", "pagelist_missing", "slow", "repeat_page", "skip_plants", "hook"})
+ALTERING = frozenset({"result_data_null", "pagelist_missing", "slow", "repeat_page", "skip_plants", "hook",
+                      "empty_result", "nested_entries", "drop_entries", "foreign_entries", "fail_list_string"})
 
 FAULT_NAMES = (
     "http:429", "http:500", "http:502", "http:503", "empty_body", "invalid_json", "json_list",
     "result_data_null", "pagelist_missing", "huge", "hang", "slow", "close", "code:<X>",
-    "oauth_error:<error>", "repeat_page", "skip_plants", "hook",
+    "oauth_error:<error>", "repeat_page", "skip_plants", "hook", "rate_limited:<seconds>",
+    "empty_result:{}", "empty_result:[]", "nested_entries", "drop_entries:<n>", "foreign_entries",
+    "fail_list_string",
 )
 
 _PATTERN = re.compile(r"^(?:http:(?P<status>[1-5]\d\d)|code:(?P<code>[^\s]+)|oauth_error:(?P<err>[\w.-]+)|"
+                      r"rate_limited:(?P<wait>\d+)|empty_result:(?P<empty>\{\}|\[\])|drop_entries:(?P<drop>\d+)|"
                       r"(?P<plain>[a-z_]+))$")
+_WITH_ARGUMENT = ("http", "code", "oauth_error", "rate_limited", "empty_result", "drop_entries")
 
 
 @dataclass
@@ -51,8 +57,11 @@ def parse(fault: str) -> tuple[str, str | None]:
         return "code", m["code"]
     if m["err"]:
         return "oauth_error", m["err"]
+    for kind, group in (("rate_limited", "wait"), ("empty_result", "empty"), ("drop_entries", "drop")):
+        if m[group]:
+            return kind, m[group]
     kind = m["plain"]
-    if (kind not in REPLACING and kind not in ALTERING) or kind in ("http", "code", "oauth_error"):
+    if (kind not in REPLACING and kind not in ALTERING) or kind in _WITH_ARGUMENT:
         raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULT_NAMES)}")
     return kind, None
 

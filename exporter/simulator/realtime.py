@@ -28,8 +28,8 @@ POINTS: dict[int, tuple[str, str]] = {
     83002: ("Inverter AC Power", "W"),
     83004: ("Inverter Total Yield", "Wh"),
     83009: ("Inverter Daily Yield", "Wh"),
-    83012: ("P-radiation-H", "W/m^2^"),
-    83013: ("Daily Irradiation", "Wh/m^2^"),
+    83012: ("P-radiation-H", "W/㎡"),  # the reference writes W/m^2^; the cloud's dictionaries write ㎡
+    83013: ("Daily Irradiation", "Wh/㎡"),
     83023: ("Plant PR", ""),
     83025: ("Plant Equivalent Hours", "h"),
     83005: ("Daily Equivalent Hours", "h"),

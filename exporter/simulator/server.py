@@ -128,21 +128,26 @@ class Handler(BaseHTTPRequestHandler):
     def _write(self, reply: Reply) -> None:
         stop = self.server.sim.stopping
         if reply.action == "hang":
+            self.log_request("-", "hang")
             stop.wait()
             self.close_connection = True
             return
         if reply.action == "close":
+            self.log_request("-", "close")
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         if reply.action == "huge":
+            self.log_request(200, self.server.sim.huge_size)
             self._write_huge(self.server.sim.huge_size)
             return
         if reply.raw is not None:
             body = reply.raw
         else:
             body = json.dumps(reply.payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # The access log line (--log-requests): method, path and status, never a header or body.
+        self.log_request(reply.status, len(body))
         if reply.action == "slow":
             self.close_connection = True
         data = self._head(reply.status, reply.content_type, len(body), reply.headers) + body

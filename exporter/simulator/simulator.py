@@ -18,6 +18,7 @@ from .devices import DeviceRegistry
 from .envelope import Reply, Request, envelope, error, serial
 from .faults import REPLACING, Fault, FaultQueue
 from .fleet import Fleet, Plant
+from .limiter import RateLimiter, retry_after_header
 from .params import eval_times
 from .quota import Quota
 from .server import SimHTTPServer, html_error
@@ -44,6 +45,11 @@ ROUTES: dict[str, tuple[str, Endpoint]] = {
 INSTALL_POWER_UNITS = ("W", "kW")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 TOTAL_KEYS = ("rowCount", "row_count", None)
+TOKEN_FIELDS = ("result_data", "both", "top_level")
+LEGACY_UNITS = ("portal", "varied")
+REALTIME_LIMIT_STYLES = ("010", "009", "message")
+# The header tables: `Content-Type: application/json;charset=UTF-8` (Quick Start: plain `application/json`).
+_JSON_MEDIA = re.compile(r"^\s*application/json\s*(?:;\s*charset\s*=\s*\"?utf-8\"?\s*)?$", re.IGNORECASE)
 
 
 @dataclass
@@ -74,7 +80,8 @@ class Simulator:
         total_key: str | None = "rowCount",
         max_page_size: int | None = None,
         max_realtime_plants: int | None = None,
-        expired_token_style: str = "envelope",
+        realtime_limit_style: str = "010",
+        expired_token_style: str = "oauth_error",
         oauth_error_status: int = 401,
         access_token_ttl: float = 172799,
         refresh_token_ttl: float = 30 * 86400,
@@ -91,6 +98,13 @@ class Simulator:
         install_power_unit: str = "W",
         device_fail_keys: str = "recorded",
         device_claim_key: str = "mixed",
+        check_content_type: bool = True,
+        token_fields: str = "result_data",
+        legacy_units: str = "portal",
+        rate_limit: tuple[int, float] | None = None,
+        rate_limit_retry_after: bool = True,
+        access_token_calls: int | None = None,
+        login_token_calls: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if total_key not in TOTAL_KEYS:
@@ -103,6 +117,11 @@ class Simulator:
             raise ValueError(f"device_claim_key must be one of {CLAIM_KEYS}")
         if expired_token_style not in ("envelope", "oauth_error"):
             raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
+        for name, value, allowed in (("token_fields", token_fields, TOKEN_FIELDS),
+                                     ("legacy_units", legacy_units, LEGACY_UNITS),
+                                     ("realtime_limit_style", realtime_limit_style, REALTIME_LIMIT_STYLES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}")
         self.host, self.port = host, port
         self.appkey, self.secret_key = appkey, secret_key
         self.total_key = total_key
@@ -117,13 +136,21 @@ class Simulator:
         self.install_power_unit = install_power_unit
         self.device_fail_keys = device_fail_keys
         self.device_claim_key = device_claim_key
+        self.check_content_type = check_content_type
+        self.token_fields = token_fields
+        self.legacy_units = legacy_units
+        self.realtime_limit_style = realtime_limit_style
+        self.limiter = RateLimiter(clock, *rate_limit) if rate_limit is not None else None
+        self.rate_limit_retry_after = rate_limit_retry_after
+        # (ps_id, point id) → the value served instead of the model's (a string, or None for null).
+        self.point_overrides: dict[tuple[int, int], str | None] = {}
         self.clock = clock
         self.fleet = Fleet(seed, plants, clock())
         self.devices = DeviceRegistry(seed)  # lazy: nothing is generated until a plant's devices are asked for
         self.alarms = AlarmBook(seed, self.devices)
         self.users = dict(users) if users is not None else {"demo@example.com": "demo-password"}
         self.auth = Auth(clock, self.users, access_token_ttl, refresh_token_ttl, login_token_ttl,
-                         login_rate_limit, revoke_access_on_refresh)
+                         login_rate_limit, revoke_access_on_refresh, access_token_calls, login_token_calls)
         self.quota = Quota(clock, hourly_quota, monthly_quota, min_call_interval)
         self.faults = FaultQueue()
         self.stopping = threading.Event()
@@ -167,6 +194,10 @@ class Simulator:
 
     # Request pipeline ----------------------------------------------------------------------------
     def handle(self, req: Request) -> Reply:
+        limited = self._rate_limit()
+        if limited is not None and limited.status == 429:
+            self._record(req, limited, None)
+            return limited
         fault = self.faults.take(req.path, req.body)
         if fault is not None and fault.kind in REPLACING:
             reply = self._fault_reply(fault)
@@ -176,8 +207,22 @@ class Simulator:
             reply = self._process(req, fault)
             if fault is not None:
                 reply = _alter(reply, fault)
+        if limited is not None:
+            reply.headers = {**limited.headers, **reply.headers}
         self._record(req, reply, fault)
         return reply
+
+    def _rate_limit(self) -> Reply | None:
+        """The limiter scenario: None when off; a 429 when the bucket is empty; else a Reply carrying only the
+        X-RateLimit-* headers for the answer."""
+        if self.limiter is None:
+            return None
+        allowed, headers, wait = self.limiter.take()
+        if allowed:
+            return Reply(headers=headers)
+        if self.rate_limit_retry_after:
+            headers["Retry-After"] = retry_after_header(wait)
+        return Reply(raw=b"", status=429, content_type="application/json", headers=headers)
 
     def oversized(self, path: str, headers: dict[str, str]) -> Reply:
         reply = error(self.clock(), "E995")
@@ -186,6 +231,10 @@ class Simulator:
 
     def _process(self, req: Request, fault: Fault | None) -> Reply:
         now = self.clock()
+        if self.check_content_type and not _JSON_MEDIA.match(req.header("Content-Type") or ""):
+            # Undocumented answer; a Spring gateway's own error body for a body it will not read as JSON.
+            return Reply({"timestamp": int(now * 1000), "status": 415, "error": "Unsupported Media Type",
+                          "path": req.path}, status=415)
         key = req.header("x-access-key")
         if not key:
             return error(now, "E911")
@@ -214,22 +263,26 @@ class Simulator:
             token = body.get("token")
             if not token:
                 return error(now, "002")
-            if not self.auth.login_token_valid(str(token)):
+            if not self.auth.use_login_token(str(token)):
                 return error(now, "E00003")
         if kind == PLATFORM:
             m = _BEARER.match(req.header("Authorization") or "")
-            if m is None or not self.auth.access_valid(m.group(1)):
-                return self._invalid_token(m.group(1) if m else "")
+            if m is None or not self.auth.use_access(m.group(1)):
+                return self._invalid_token()
         return endpoint(self, req, fault)
 
-    def _invalid_token(self, token: str) -> Reply:
+    def _invalid_token(self) -> Reply:
         if self.expired_token_style == "oauth_error":
-            return self._oauth_error("invalid_token", f"Invalid access token: {token}")
+            return self._oauth_error("invalid_token", "Invalid access token")
         return error(self.clock(), "E00003")
 
     def _oauth_error(self, err: str, description: str) -> Reply:
+        """The portal's failure example, `{"error": "invalid_token", "error_description": "Invalid access
+        token", …}`, with RFC 6750's status (the portal gives none) and `WWW-Authenticate` header. The
+        description never quotes the token (Spring's default does)."""
         payload = {"error": err, "error_description": description, "req_serial_num": serial(self.clock())}
-        return Reply(payload, status=self.oauth_error_status)
+        challenge = f'Bearer error="{err}", error_description="{description}"'
+        return Reply(payload, status=self.oauth_error_status, headers={"WWW-Authenticate": challenge})
 
     def _fault_reply(self, fault: Fault) -> Reply:
         now = self.clock()
@@ -247,6 +300,8 @@ class Simulator:
             return error(now, str(arg))
         if kind == "oauth_error":
             return self._oauth_error(str(arg), "Invalid access token" if arg == "invalid_token" else str(arg))
+        if kind == "rate_limited":
+            return Reply(raw=b"", status=429, content_type="application/json", headers={"Retry-After": str(arg)})
         return Reply(action=kind)  # huge, hang, close
 
     def _record(self, req: Request, reply: Reply, fault: Fault | None) -> None:
@@ -389,8 +444,53 @@ class Simulator:
     def set_fleet_size(self, n: int) -> None:
         self.fleet.set_size(n, self.clock())
 
+    # Point values ------------------------------------------------------------------------------------
+    def set_point_value(self, ps_id: int, point_id: int, value: str | None) -> None:
+        """Serve `value` (a string as the API writes values, or None for null) for this plant's real-time
+        point instead of the model's, until `clear_point_values()`: e.g. a negative lifetime total, as a real
+        plant reported for 83124. Overrides of 83022 and 83024 (Wh) also set the legacy list's today_energy and
+        total_energy."""
+        if ps_id not in self.fleet.by_id:
+            raise KeyError(f"no plant {ps_id}")
+        self.point_overrides[(ps_id, int(point_id))] = value
+
+    def clear_point_values(self) -> None:
+        self.point_overrides.clear()
+
+
+def _alter_realtime(reply: Reply, fault: Fault) -> Reply:
+    """The real-time answer spoilt the ways other projects recorded or feared (items 10, 11 of issue 14)."""
+    payload = dict(reply.payload)
+    data = payload.get("result_data")
+    if fault.kind == "empty_result":
+        payload["result_data"] = {} if fault.arg == "{}" else []
+    elif isinstance(data, dict):
+        data = dict(data)
+        entries = list(data.get("device_point_list") or [])
+        if fault.kind == "nested_entries":
+            data["device_point_list"] = [{"device_point": e} for e in entries]
+        elif fault.kind == "drop_entries":
+            data["device_point_list"] = entries[:max(0, len(entries) - int(fault.arg or 1))]
+        elif fault.kind == "foreign_entries":
+            # Entries that answer for a plant nobody asked for (ps_id and ps_key of another plant).
+            foreign = []
+            for entry in entries:
+                other = str(int(entry["ps_id"]) + 1)
+                foreign.append({**entry, "ps_id": other, "ps_key": f"{other}_11_0_0"})
+            data["device_point_list"] = foreign
+        elif fault.kind == "fail_list_string":
+            data["fail_ps_id_list"] = ",".join(str(x) for x in data.get("fail_ps_id_list") or [])
+        payload["result_data"] = data
+    reply.payload = payload
+    return reply
+
+
+REALTIME_FAULTS = frozenset({"empty_result", "nested_entries", "drop_entries", "foreign_entries", "fail_list_string"})
+
 
 def _alter(reply: Reply, fault: Fault) -> Reply:
+    if fault.kind in REALTIME_FAULTS:
+        return _alter_realtime(reply, fault) if reply.result_code == "1" else reply
     if fault.kind == "slow":
         reply.action = "slow"
     elif fault.kind in ("result_data_null", "pagelist_missing") and reply.result_code == "1":

@@ -1,5 +1,6 @@
-"""Authentication without sockets: a rejected token is renewed once per cycle and the call retried, rotated
-refresh tokens are persisted at once, and a token that stays rejected never loops."""
+"""Authentication without sockets: a rejected token is renewed and the call retried (again whenever the token made
+progress since its renewal), rotated refresh tokens are persisted at once, and a token that stays rejected never
+loops."""
 
 from __future__ import annotations
 
@@ -91,12 +92,62 @@ def test_a_refused_refresh_is_a_credential_error_and_is_not_repeated() -> None:
 def test_login_token_expiry_logs_in_again_once() -> None:
     tokens = iter(["u_" + "a" * 32, "u_" + "b" * 32])
     gateway = FakeGateway({"login": lambda body: ok({"login_state": "1", "token": next(tokens)}),
-                           "getPowerStationList": [fail("E00003"), ok({"pageList": []})]})
+                           "getPowerStationList": [ok({"pageList": []}), fail("E00003"), ok({"pageList": []})]})
     session: ApiSession = login_session(gateway, clock=lambda: 1e9)
+    session.call("/openapi/getPowerStationList", {})  # the token serves a call, then expires
     session.call("/openapi/getPowerStationList", {})
-    assert [name for name, _, _ in gateway.calls] == ["login", "getPowerStationList", "login", "getPowerStationList"]
-    assert gateway.calls[3][1]["token"] == "u_" + "b" * 32
-    assert gateway.calls[3][2]["sys_code"] == "901"
+    assert [name for name, _, _ in gateway.calls] == ["login", "getPowerStationList", "getPowerStationList", "login",
+                                                      "getPowerStationList"]
+    assert gateway.calls[4][1]["token"] == "u_" + "b" * 32
+    assert gateway.calls[4][2]["sys_code"] == "901"
+
+
+def test_a_login_token_rejected_before_any_success_ends_the_cycle() -> None:
+    """The token just obtained by logging in is rejected at once: logging in again would only loop."""
+    tokens = iter(["u_" + "a" * 32, "u_" + "b" * 32])
+    gateway = FakeGateway({"login": lambda body: ok({"login_state": "1", "token": next(tokens)}),
+                           "getPowerStationList": [fail("E00003"), fail("E00003"), ok({"pageList": []})]})
+    session: ApiSession = login_session(gateway, clock=lambda: 1e9)
+    with pytest.raises(TokenError):
+        session.call("/openapi/getPowerStationList", {})
+    assert gateway.count("login") == 1
+    session.auth.start_cycle()  # the next cycle may renew it once more
+    session.call("/openapi/getPowerStationList", {})
+    assert [name for name, _, _ in gateway.calls] == ["login", "getPowerStationList", "getPowerStationList", "login",
+                                                      "getPowerStationList"]
+
+
+def test_a_token_that_made_progress_is_renewed_again_in_the_same_cycle() -> None:
+    """A gateway that revokes tokens early: each new token serves some calls, then is rejected. Every time the
+    rejected token had served at least one call, it is refreshed again and the call retried; every refresh is
+    counted."""
+    answers = [ok({"n": 1}), fail("E00003"), ok({"n": 2}), ok({"n": 3}), fail("E00003"), ok({"n": 4}),
+               fail("E00003"), fail("E00003")]
+    gateway = FakeGateway({LIST: answers, "refreshToken": token_answers()})
+    auth_log: Counter[tuple[str, str]] = Counter()
+    session = oauth_session(gateway, clock=lambda: 1e9, auth_log=auth_log)
+    got = [session.call("/openapi/platform/" + LIST, {})["n"] for _ in range(4)]
+    assert got == [1, 2, 3, 4]
+    assert auth_log == {("refresh", "success"): 2}
+    with pytest.raises(TokenError):  # refreshed (token 3 served call 4), then rejected before any success
+        session.call("/openapi/platform/" + LIST, {})
+    assert auth_log == {("refresh", "success"): 3}
+    tokens = [headers["Authorization"] for name, _, headers in gateway.calls if name == LIST]
+    assert tokens == ["Bearer a0", "Bearer a0", "Bearer t-access-1", "Bearer t-access-1", "Bearer t-access-1",
+                      "Bearer t-access-2", "Bearer t-access-2", "Bearer t-access-3"]
+
+
+def test_a_login_token_that_made_progress_is_renewed_again_in_the_same_cycle() -> None:
+    tokens = iter([f"u_{c * 32}" for c in "abc"])
+    gateway = FakeGateway({"login": lambda body: ok({"login_state": "1", "token": next(tokens)}),
+                           "getPowerStationList": [ok({}), fail("E00003"), ok({}), fail("E00003"), ok({})]})
+    auth_log: Counter[tuple[str, str]] = Counter()
+    session = login_session(gateway, clock=lambda: 1e9, auth_log=auth_log)
+    for _ in range(3):
+        session.call("/openapi/getPowerStationList", {})
+    assert auth_log == {("login", "success"): 3}
+    assert [body["token"][:3] for name, body, _ in gateway.calls if name == "getPowerStationList"] == [
+        "u_a", "u_a", "u_b", "u_b", "u_c"]
 
 
 @pytest.mark.parametrize(("state", "label"), [("0", "login_state_0"), ("2", "login_state_2"), ("-1", "login_state_-1"),
