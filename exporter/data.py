@@ -170,6 +170,8 @@ class StatsView:
     unknown_units: Mapping[str, int]
     realtime_failed_plants: int
     calls_this_hour: int
+    token_file_write_failures: int = 0  # OAuth2 token file writes that failed (a rotated token at risk)
+    token_file_error: str | None = None  # why the last write failed, until one succeeds; names the path only
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ class CollectionState:
     last_success: float | None
     last_attempt: float | None
     last_error: str | None
+    next_due: float | None = None  # when it runs next (Unix time); None when not scheduled
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ class AccountState:
     collections: tuple[CollectionState, ...] = ()
     # Published data besides the plant list (DATA_SLOTS): None when missing or stale.
     production: Production | None = None
+    # When the next refresh cycle may start (Unix time): the earliest due collection, or the back-off's end.
+    next_attempt: float | None = None
 
 
 # The fields of AccountState holding published data: a collection publishes its objects under these names

@@ -119,4 +119,4 @@ def test_authorize_refuses_a_login_account(tmp_path: Path) -> None:
         "mode": "login", "appkey": "a" * 8, "secret_key": "b" * 8, "user_account": "u", "user_password": "p" * 8}}]}))
     out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "l", "--code", "x"],
                          capture_output=True, text=True, timeout=30)
-    assert out.returncode == 2 and "authorize needs auth.mode oauth2 and a token_file" in out.stderr
+    assert out.returncode == 2 and "accounts[0].auth.mode: authorize needs oauth2" in out.stderr

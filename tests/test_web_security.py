@@ -280,8 +280,11 @@ class _Site:
     def index_html(self) -> str:
         return "<html></html>"
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> str | None:
+        return None
+
+    def reload(self) -> tuple[bool, str]:
+        return True, "reloaded"
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ class Stats:
         self.realtime_failed_plants = 0
         self.hour = 0
         self.hour_calls = 0
+        self.token_file_write_failures = 0
+        self.token_file_error: str | None = None
 
     def record_request(self, endpoint: str, result: str) -> None:
         hour = int(self.clock() // 3600)
@@ -47,6 +49,13 @@ class Stats:
         with self.lock:
             self.realtime_failed_plants += plants
 
+    def record_token_write(self, error: str | None) -> None:
+        """After a token file write: None when it succeeded, else why it failed (until a write succeeds)."""
+        with self.lock:
+            if error is not None:
+                self.token_file_write_failures += 1
+            self.token_file_error = error
+
     def calls_this_hour(self, now: float) -> int:
         with self.lock:
             return self.hour_calls if int(now // 3600) == self.hour else 0
@@ -56,4 +65,6 @@ class Stats:
         with self.lock:
             return StatsView(dict(self.api_requests), dict(self.auth), dict(self.refreshes),
                              dict(self.unknown_units), self.realtime_failed_plants,
-                             self.hour_calls if int(now // 3600) == self.hour else 0)
+                             self.hour_calls if int(now // 3600) == self.hour else 0,
+                             token_file_write_failures=self.token_file_write_failures,
+                             token_file_error=self.token_file_error)
