@@ -229,7 +229,7 @@ def test_reloads_during_scrapes_and_refreshes(make_sim, live, tmp_path: Path) ->
         while not stop.is_set():
             try:
                 seen.append(accounts_of(r.scrape()))
-            except Exception as exc:  # noqa: BLE001 (any failure is what this test looks for)
+            except Exception as exc:  # any failure is what this test looks for
                 errors.append(repr(exc))
 
     scrapers = [threading.Thread(target=scrape) for _ in range(4)]
