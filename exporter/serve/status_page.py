@@ -25,7 +25,7 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:1.5rem;color:#1d2330;
 background:#f5f6f8}
 h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:0;display:flex;gap:.6rem;align-items:center}
-a{color:#1f5fbf}.meta{color:#4a5263;margin:.2rem 0 1rem}.meta span{margin-right:1.2rem;white-space:nowrap}
+a{color:#1f5fbf}.meta{color:#4a5263;margin:.2rem 0 1rem}.meta span{margin-right:1.2rem;display:inline-block}
 .account{background:#fff;border:1px solid #d9dde5;border-radius:8px;padding:1rem 1.2rem;margin:0 0 1rem}
 .badge{font-size:.75rem;font-weight:600;padding:.1rem .5rem;border-radius:999px;text-transform:uppercase}
 .up{background:#d8f3df;color:#17612c}.down{background:#fbdcdc;color:#8a1c1c}.starting{background:#e4e7ee;color:#3b4252}
@@ -35,7 +35,7 @@ letter-spacing:.03em;font-weight:600}
 .fleet{display:flex;gap:.8rem;flex-wrap:wrap;align-items:center;margin:.6rem 0}
 .count{border:1px solid #d9dde5;border-radius:6px;padding:.3rem .7rem;min-width:6rem}
 .count strong{font-size:1.2rem;display:block}.count.bad strong{color:#b42318}.count.warn strong{color:#b54708}
-.bar{height:.45rem;background:#e4e7ee;border-radius:4px;overflow:hidden;margin-top:.2rem;max-width:14rem}
+.bar{display:block;height:.45rem;background:#e4e7ee;border-radius:4px;overflow:hidden;margin-top:.2rem;max-width:14rem}
 .bar i{display:block;height:100%;background:#3b82f6}.bar i.hot{background:#d97706}
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin-top:.4rem}
 th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #eceef3;vertical-align:top}
