@@ -120,3 +120,15 @@ def test_authorize_refuses_a_login_account(tmp_path: Path) -> None:
     out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "l", "--code", "x"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "accounts[0].auth.mode: authorize needs oauth2" in out.stderr
+
+
+def test_assets_from_a_checkout(tmp_path: Path) -> None:
+    """From a source checkout (no installed package data) `assets` copies the repository's own files."""
+    out = subprocess.run([*EXPORTER, "assets", "--output", str(tmp_path)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    repo = Path(__file__).resolve().parent.parent
+    for rel in ("prometheus/alerts.yml", "prometheus/tests/alerts_test.yml",
+                "grafana/dashboards/isolarcloud-fleet.json", "grafana/provisioning/datasources/prometheus.yml"):
+        assert (tmp_path / rel).read_bytes() == (repo / rel).read_bytes()
+    assert not (tmp_path / "grafana/generate.py").exists(), "the generator is a development tool, not an asset"
