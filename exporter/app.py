@@ -198,9 +198,10 @@ class Exporter:
             # its successor reads the file.
             if not engine.retire(RELEASE_TIMEOUT):
                 held[engine.name] = engine
-        problems = [f"account {name} kept its previous settings: its rotated refresh token is only in memory "
-                    f"({engine.stats.view().token_file_error or 'token file not written'})"
-                    for name, engine in held.items()]
+        problems = [f"account {name} kept its previous settings: its credentials could not be handed over ("
+                    + (f"the rotated refresh token is only in memory: token file {error}"
+                       if (error := engine.stats.view().token_file_error) else "a token refresh is still in flight")
+                    + ")" for name, engine in held.items()]
         engines: list[AccountEngine] = []
         new_keys: dict[str, tuple[AccountConfig, Config]] = {}
         started: list[str] = []
