@@ -17,19 +17,29 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# Only what the wheel is built from: a change to tests or docs does not invalidate this layer.
-COPY pyproject.toml README.md ./
+# Only what the wheel is built from: a change to tests or docs does not invalidate this layer. The rules and
+# dashboards go into the package (`isolarcloud-exporter assets`), the licence into its metadata.
+COPY pyproject.toml README.md LICENSE ./
 COPY exporter ./exporter
+COPY prometheus ./prometheus
+COPY grafana/dashboards ./grafana/dashboards
+COPY grafana/provisioning ./grafana/provisioning
 
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 
 FROM ${PYTHON_IMAGE}
 
+# OCI annotations. A release build passes what only it knows:
+#   docker build --build-arg REVISION="$(git rev-parse HEAD)" --build-arg SOURCE_URL=https://... .
 ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE_URL=
 LABEL org.opencontainers.image.title="isolarcloud-exporter" \
       org.opencontainers.image.description="Prometheus exporter for the Sungrow iSolarCloud cloud API" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

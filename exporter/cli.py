@@ -1,26 +1,28 @@
-"""Command line: Go-exporter-style dotted flags, the `authorize` subcommand and the `--demo` mode.
+"""Command line: Go-exporter-style dotted flags, subcommands (`SUBCOMMANDS`), signals and the `--demo` mode.
 
 Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad configuration or flags (printed as one line).
+Signals: SIGTERM and SIGINT stop, SIGHUP reloads the configuration (as Prometheus does).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlparse
 
 from . import __version__
-from .app import Exporter
-from .config import REGIONS, Config, ConfigError, load_config, parse_config
+from .app import Exporter, check_token_files
+from .config import Config, ConfigError, authorization_page, load_config, parse_config
 from .fetch.auth import OAuth2Auth, TokenFile, TokenFileError, Tokens, authorize_url
 from .fetch.envelope import ApiError
 from .fetch.transport import Transport
@@ -29,6 +31,7 @@ from .serve.web import Server, WebConfigError, load_web_config
 
 log = logging.getLogger("exporter")
 DEFAULT_LISTEN = ":10027"
+DEMO_PLANTS_MAX = 100_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,18 +42,26 @@ class _Parser(argparse.ArgumentParser):
 def _serve_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="isolarcloud-exporter",
                 description="Prometheus exporter for the Sungrow iSolarCloud cloud API.",
-                epilog="Subcommand: `isolarcloud-exporter authorize --help` sets up OAuth2 tokens.")
+                epilog="Subcommands: `authorize` sets up OAuth2 tokens, `assets` writes the Prometheus rules and "
+                       "Grafana dashboards (`isolarcloud-exporter <subcommand> --help`).")
     p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file")
+    p.add_argument("--config.check", dest="config_check", action="store_true",
+                   help="validate the configuration (and --web.config.file), print the result, exit 0 or 2")
     p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, metavar="ADDR",
                    help=f"address to serve on, [host]:port (default {DEFAULT_LISTEN})")
     p.add_argument("--web.config.file", dest="web_config", metavar="PATH",
                    help="exporter-toolkit web configuration: TLS, client certificates, basic auth")
+    p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                   help="accept POST /-/reload (SIGHUP reloads in any case)")
+    p.add_argument("--web.dashboard-url", dest="dashboard_url", metavar="URL",
+                   help="Grafana fleet dashboard to link from the status page, e.g. "
+                        "https://grafana.example.com/d/isolarcloud-fleet")
     p.add_argument("--log.level", dest="log_level", default="info", choices=sorted(LEVELS))
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=FORMATS)
     p.add_argument("--demo", action="store_true",
                    help="run against the built-in iSolarCloud simulator: no account needed")
-    p.add_argument("--demo.plants", dest="demo_plants", type=int, default=40, metavar="N",
-                   help="plants per simulated account in --demo (default 40)")
+    p.add_argument("--demo.plants", dest="demo_plants", type=_demo_plants, default=40, metavar="N",
+                   help=f"plants per simulated account in --demo, 1-{DEMO_PLANTS_MAX:,} (default 40)")
     p.add_argument("--version", action="version", version=f"isolarcloud-exporter {__version__}")
     return p
 
@@ -67,10 +78,30 @@ def _authorize_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _demo_plants(text: str) -> int:
+    try:
+        plants = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of plants, got {text!r}") from None
+    if not 1 <= plants <= DEMO_PLANTS_MAX:
+        raise argparse.ArgumentTypeError(f"expected 1 to {DEMO_PLANTS_MAX}, got {plants}")
+    return plants
+
+
+def _assets_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="isolarcloud-exporter assets",
+                description="Write the Prometheus rules (prometheus/) and Grafana dashboards and provisioning "
+                            "(grafana/) of this version into a directory.")
+    p.add_argument("--output", required=True, metavar="DIR", help="where prometheus/ and grafana/ are written")
+    p.add_argument("--force", action="store_true", help="overwrite files that exist already")
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "authorize":
-        return authorize(_authorize_parser().parse_args(args[1:]))
+    if args and args[0] in SUBCOMMANDS:
+        make_parser, run = SUBCOMMANDS[args[0]]
+        return run(make_parser().parse_args(args[1:]))
     return serve(_serve_parser().parse_args(args))
 
 
@@ -79,32 +110,65 @@ def _fail(message: str) -> int:
     return 2
 
 
+def check(args: argparse.Namespace) -> int:
+    """--config.check: everything a start would refuse, without starting (no port, no API call, no write)."""
+    try:
+        config = load_config(args.config_file)
+        check_token_files(config)
+        load_web_config(args.web_config)
+    except (ConfigError, WebConfigError, TokenFileError) as exc:
+        return _fail(str(exc))
+    for warning in config.warnings:
+        print(f"isolarcloud-exporter: warning: {warning}", file=sys.stderr)
+    names = ", ".join(a.name for a in config.accounts)
+    print(f"{args.config_file}: configuration OK, {len(config.accounts)} account(s): {names}"
+          + (f"; {args.web_config}: OK" if args.web_config else ""))
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
+    if args.demo and args.config_file:
+        return _fail("--config.file and --demo exclude each other: --demo runs simulated accounts of its own")
+    if args.config_check:
+        return check(args) if args.config_file else _fail("--config.check needs --config.file")
     setup_logging(args.log_level, args.log_format)
     demo: list[Any] = []
     try:
+        loader: Callable[[], Config]
         if args.demo:
             config, demo = _demo_config(args.demo_plants)
+            loader = lambda: config  # noqa: E731  (nothing to read again: a reload keeps every account)
         elif args.config_file:
             config = load_config(args.config_file)
+            path = args.config_file
+            loader = lambda: load_config(path)  # noqa: E731
         else:
             return _fail("--config.file is required (or try --demo)")
         register_secrets(config.secrets())
         web = load_web_config(args.web_config)
-        exporter = Exporter(config)
-        server = Server(args.listen, exporter, web)
+        exporter = Exporter(config, loader=loader, config_path=args.config_file, dashboard_url=args.dashboard_url)
+        server = Server(args.listen, exporter, web, lifecycle=args.enable_lifecycle)
     except (ConfigError, WebConfigError, TokenFileError) as exc:
         return _fail(str(exc))
     for warning in config.warnings:
         log.warning("%s", warning)
     stop = threading.Event()
+    wake = threading.Event()  # the main thread sleeps on it; signals only set flags (reloads run here, not in them)
+    reloads = 0
 
     def _stop(signum: int, _frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
+        wake.set()
+
+    def _reload(_signum: int, _frame: Any) -> None:
+        nonlocal reloads
+        reloads += 1
+        wake.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, _reload)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()
     exporter.start()
@@ -116,7 +180,16 @@ def serve(args: argparse.Namespace) -> int:
         print(f"\nDemo running: simulated iSolarCloud at {demo[0].url} and {demo[1].url}\n"
               f"  status page  {scheme}://{host}/\n  metrics      {scheme}://{host}/metrics\n"
               "Press Ctrl-C to stop.\n", file=sys.stderr, flush=True)
-    stop.wait()
+    handled = 0
+    while not stop.is_set():
+        # Not an endless wait: the kernel may deliver a signal to any thread, and Python runs the handler only
+        # when the main thread next runs, which a wait on a lock with no timeout could postpone for ever.
+        wake.wait(0.1)
+        wake.clear()
+        if reloads != handled and not stop.is_set():
+            handled = reloads  # several SIGHUPs while one reload runs make one more reload, not several
+            log.info("received SIGHUP, reloading the configuration")
+            exporter.reload()
     # Refresh threads are daemons and token writes are atomic renames: stopping here cannot corrupt the file.
     server.shutdown()
     server.server_close()
@@ -156,27 +229,33 @@ def authorize(args: argparse.Namespace) -> int:
         config = load_config(args.config_file)
     except ConfigError as exc:
         return _fail(str(exc))
-    account = next((a for a in config.accounts if a.name == args.account), None)
-    if account is None:
+    index = next((i for i, a in enumerate(config.accounts) if a.name == args.account), None)
+    if index is None:
         return _fail(f"--account: no account named {args.account!r} in {args.config_file}")
+    account = config.accounts[index]
+    path = f"accounts[{index}]"  # the configuration's key-path style, also where the account is named
     auth_config = account.auth
-    if auth_config.mode != "oauth2" or auth_config.token_file is None:
-        return _fail(f"accounts.{account.name}: authorize needs auth.mode oauth2 and a token_file")
+    if auth_config.mode != "oauth2":
+        return _fail(f"{path}.auth.mode: authorize needs oauth2; account {account.name!r} logs in with a password "
+                     "(mode login), which needs no authorisation")
+    if auth_config.token_file is None:
+        return _fail(f"{path}.auth.token_file: required by authorize (the tokens are written there)")
     redirect_uri = args.redirect_uri or auth_config.redirect_uri
     application_id = args.application_id or auth_config.application_id
     if not redirect_uri:
-        return _fail(f"accounts.{account.name}.auth.redirect_uri: required (the one registered for the app)")
+        return _fail(f"{path}.auth.redirect_uri: required (the one registered for the app), or --redirect-uri")
     register_secrets(config.secrets())
     code = args.code
     if not code:
         if not application_id:
-            return _fail(f"accounts.{account.name}.auth.application_id: required to build the authorisation URL")
-        region = REGIONS.get(account.region or "")
-        host = account.authorize_host or (region.web_host if region else None)
-        if host is None or region is None:
-            return _fail(f"accounts.{account.name}: set region (or authorize_host) to build the authorisation URL")
+            return _fail(f"{path}.auth.application_id: required to build the authorisation URL, or "
+                         "--application-id")
+        try:
+            host, cloud_id = authorization_page(account, path)
+        except ConfigError as exc:
+            return _fail(str(exc))
         print("Open this URL as the plant owner, approve, and paste the address you are redirected to:\n")
-        print(authorize_url(host, region.cloud_id, application_id, redirect_uri) + "\n")
+        print(authorize_url(host, cloud_id, application_id, redirect_uri) + "\n", flush=True)
         try:
             code = input("Redirected URL or code: ").strip()
         except EOFError:
@@ -206,6 +285,58 @@ def authorize(args: argparse.Namespace) -> int:
           f"{until}; the exporter rotates it and keeps the file current."
           + (f" Authorised plants: {len(plants)}." if isinstance(plants, list) else ""))
     return 0
+
+
+def assets(args: argparse.Namespace) -> int:
+    """Copy the shipped rules and dashboards out of the installed package, so a pip user has them too."""
+    sources = shipped_assets()
+    if sources is None:
+        print("isolarcloud-exporter: this installation ships no rules or dashboards (built without them)",
+              file=sys.stderr)
+        return 1
+    output = Path(args.output)
+    plan = [(source, output / relative) for relative, source in sources]
+    if not args.force:
+        existing = [str(target) for _source, target in plan if target.exists()]
+        if existing:
+            return _fail(f"--output: {existing[0]} exists ({len(existing)} file(s) would be overwritten); "
+                         "--force overwrites")
+    try:
+        for source, target in plan:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    except OSError as exc:
+        return _fail(f"--output: cannot write {exc.filename or output}: {exc.strerror or exc}")
+    print(f"Wrote {len(plan)} files to {output}: prometheus/ (alert and recording rules, their promtool tests, "
+          "an example prometheus.yml) and grafana/ (dashboards, provisioning).")
+    return 0
+
+
+# Where the rules and dashboards are, inside the package as installed, and the paths they get in --output.
+ASSET_DIRS = (("assets/prometheus", "prometheus"), ("assets/grafana/dashboards", "grafana/dashboards"),
+              ("assets/grafana/provisioning", "grafana/provisioning"))
+ASSET_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+def shipped_assets() -> list[tuple[str, Path]] | None:
+    """(relative output path, source file) of every shipped asset: from the installed package, or from the
+    repository when running from a checkout (where the files live at the top level, not under exporter/)."""
+    package = Path(__file__).resolve().parent
+    roots = [(package / inside, outside) for inside, outside in ASSET_DIRS]
+    if not any(root.is_dir() for root, _ in roots):
+        checkout = package.parent
+        roots = [(checkout / outside, outside) for _inside, outside in ASSET_DIRS]
+    found = [(f"{outside}/{path.relative_to(root).as_posix()}", path)
+             for root, outside in roots if root.is_dir()
+             for path in sorted(root.rglob("*")) if path.is_file() and path.suffix in ASSET_SUFFIXES]
+    return found or None
+
+
+# Subcommands: the first argument, its parser, and what runs it. A new subcommand is one more line here.
+SUBCOMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
+    "authorize": (_authorize_parser, authorize),
+    "assets": (_assets_parser, assets),
+}
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ can print a single clear line and exit 2 before anything starts.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -39,6 +40,15 @@ REGIONS: dict[str, Region] = {
     "europe": Region("https://gateway.isolarcloud.eu", "web3.isolarcloud.eu", 3),
     "australia": Region("https://augateway.isolarcloud.com", "auweb3.isolarcloud.com", 7),
 }
+
+# Authorisation web hosts whose cloudId is known, for an `authorize_host` given without `authorize_cloud_id`: the
+# regions' and India's (a gateway the portal does not list; host and cloudId 9 from third-party clients).
+KNOWN_AUTHORIZE_HOSTS: dict[str, int] = {
+    **{region.web_host: region.cloud_id for region in REGIONS.values()},
+    "web3.isolarcloud.com": 1,  # China's disputed alternative to .com.cn
+    "web3.isolarcloud.in": 9,
+}
+_AUTHORIZE_HOST_RE = re.compile(r"^(?:https?://)?[A-Za-z0-9.-]+(?::\d{1,5})?/?$")
 
 AUTH_MODES = ("oauth2", "login")
 ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -98,6 +108,7 @@ class AccountConfig:
     api_time_zone: str = "plant"
     strict_row_count: bool = True
     authorize_host: str | None = None
+    authorize_cloud_id: int | None = None
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
@@ -151,22 +162,35 @@ class _Section:
         self.data = data
         self.path = path
         self.used: set[str] = set()
+        self.known: set[str] = set()  # every key name this section asked about: the "did you mean" candidates
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
     def get(self, name: str, default: Any = None) -> Any:
         self.used.add(name)
+        self.known.add(name)
         return self.data.get(name, default)
 
     def has(self, name: str) -> bool:
+        self.known.add(name)
         return name in self.data
+
+    def missing(self, names: str | tuple[str, ...], message: str) -> ConfigError:
+        """The error for a required key (or one of `names`) that is absent: a misspelling of it, when the section
+        holds one, is the real problem ("unknown key … (did you mean …?)"), not the absence."""
+        unread = [str(k) for k in self.data if k not in self.used and k not in self.known]
+        for name in (names,) if isinstance(names, str) else names:
+            near = difflib.get_close_matches(name, unread, n=1, cutoff=0.75)
+            if near:
+                return ConfigError(f"{self.key(near[0])}: unknown key (did you mean {name}?)")
+        return ConfigError(message)
 
     def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
         value = self.get(name)
         if value is None:
             if required:
-                raise ConfigError(f"{self.key(name)}: required")
+                raise self.missing(name, f"{self.key(name)}: required")
             return default
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
@@ -219,10 +243,13 @@ class _Section:
         return raw
 
     def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
+        unknown = sorted((str(k) for k in set(self.data) - self.used), key=str)
         if unknown:
-            names = ", ".join(self.key(str(k)) for k in unknown)
-            raise ConfigError(f"{names}: unknown key{'s' if len(unknown) > 1 else ''}")
+            names = ", ".join(self.key(k) for k in unknown)
+            hints = [near[0] for k in unknown
+                     if (near := difflib.get_close_matches(k, sorted(self.known - set(self.data)), n=1, cutoff=0.6))]
+            hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            raise ConfigError(f"{names}: unknown key{'s' if len(unknown) > 1 else ''}{hint}")
 
 
 def _resolve(raw: str, base_dir: Path) -> Path:
@@ -254,7 +281,8 @@ def _auth(section: _Section, env: dict[str, str], base_dir: Path, account: str) 
     secrets = {name: section.secret(name, env, base_dir) for name in SECRET_KEYS}
     for required in ("appkey", "secret_key"):
         if not secrets[required]:
-            raise ConfigError(f"{section.key(required)}: required (or {required}_file / {required}_env)")
+            raise section.missing(required,
+                                  f"{section.key(required)}: required (or {required}_file / {required}_env)")
     token_file_raw = section.string("token_file")
     token_file = _resolve(token_file_raw, base_dir) if token_file_raw else None
     application_id = section.string("application_id")
@@ -262,7 +290,7 @@ def _auth(section: _Section, env: dict[str, str], base_dir: Path, account: str) 
     if mode == "login":
         for required in ("user_account", "user_password"):
             if not secrets[required]:
-                raise ConfigError(f"{section.key(required)}: required in login mode")
+                raise section.missing(required, f"{section.key(required)}: required in login mode")
         for oauth_only in ("access_token", "refresh_token"):
             if secrets[oauth_only]:
                 raise ConfigError(f"{section.key(oauth_only)}: only used in oauth2 mode")
@@ -273,7 +301,7 @@ def _auth(section: _Section, env: dict[str, str], base_dir: Path, account: str) 
             if secrets[login_only]:
                 raise ConfigError(f"{section.key(login_only)}: only used in login mode")
         if not (secrets["refresh_token"] or secrets["access_token"] or token_file):
-            raise ConfigError(
+            raise section.missing(("token_file", "refresh_token", "access_token"),
                 f"{section.path}: oauth2 mode needs refresh_token/access_token or a token_file "
                 f"(run `isolarcloud-exporter authorize --account {account}` to create one)"
             )
@@ -284,6 +312,11 @@ def _auth(section: _Section, env: dict[str, str], base_dir: Path, account: str) 
                 raise ConfigError(f"{section.key('token_file')}: {token_file} is not readable and writable")
         elif token_file and not token_file.parent.is_dir():
             raise ConfigError(f"{section.key('token_file')}: directory {token_file.parent} does not exist")
+        if token_file and not os.access(token_file.parent, os.W_OK | os.X_OK):
+            # Checked now, not at the first rotation: each rotated token is written to a temporary file beside
+            # the token file and renamed over it, so a read-only directory would lose it.
+            raise ConfigError(f"{section.key('token_file')}: directory {token_file.parent} is not writable "
+                              "(rotated tokens are written to a temporary file there, then renamed)")
     section.finish()
     return AuthConfig(
         mode=mode,
@@ -364,13 +397,13 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         raise ConfigError(f"{section.key('region')}: must be one of {', '.join(REGIONS)}, got {region!r}")
     if base_url is None:
         if region is None:
-            raise ConfigError(f"{path}: give a region ({', '.join(REGIONS)}) or a base_url")
+            raise section.missing(("region", "base_url"), f"{path}: give a region ({', '.join(REGIONS)}) or a base_url")
         base_url = REGIONS[region].gateway
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(f"{section.key('base_url')}: expected http(s)://host[:port], got {base_url!r}")
     auth_data = section.get("auth")
     if auth_data is None:
-        raise ConfigError(f"{section.key('auth')}: required")
+        raise section.missing("auth", f"{section.key('auth')}: required")
     auth = _auth(_Section(auth_data, section.key("auth")), env, base_dir, name)
     api_tz = section.string("api_time_zone", "plant") or "plant"
     if not _TZ_RE.match(api_tz):
@@ -388,7 +421,9 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         api_budget_per_hour=section.integer("api_budget_per_hour", 1000, minimum=1),
         api_time_zone=api_tz,
         strict_row_count=section.boolean("strict_row_count", True),
-        authorize_host=section.string("authorize_host"),
+        authorize_host=_authorize_host(section),
+        authorize_cloud_id=section.integer("authorize_cloud_id", 0, minimum=0) if section.has(
+            "authorize_cloud_id") else None,
         realtime=_realtime(section.get("realtime"), section.key("realtime")),
         rate_limit=_rate_limit(section.get("rate_limit"), section.key("rate_limit")),
     )
@@ -396,12 +431,39 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
     return account
 
 
+def _authorize_host(section: _Section) -> str | None:
+    host = section.string("authorize_host")
+    if host is not None and not _AUTHORIZE_HOST_RE.match(host):
+        raise ConfigError(f"{section.key('authorize_host')}: expected a host name such as web3.isolarcloud.eu "
+                          f"(or http(s)://host[:port]), got {host!r}")
+    return host.rstrip("/") if host else None
+
+
+def authorization_page(account: AccountConfig, path: str) -> tuple[str, int]:
+    """Where the owner approves access: the page's base URL (`https://<web host>`) and the cloudId, from
+    `authorize_host` / `authorize_cloud_id`, else from the region. `path` names the account in errors."""
+    region = REGIONS.get(account.region or "")
+    host = account.authorize_host or (region.web_host if region else None)
+    if host is None:
+        raise ConfigError(f"{path}.authorize_host: required to build the authorisation URL for a base_url "
+                          f"without a region (e.g. web3.isolarcloud.in), or set region; or pass --code")
+    bare = re.sub(r"^https?://", "", host)
+    cloud_id = account.authorize_cloud_id
+    if cloud_id is None:
+        known = KNOWN_AUTHORIZE_HOSTS.get(bare) if account.authorize_host else None
+        cloud_id = known if known is not None else (region.cloud_id if region else None)
+    if cloud_id is None:
+        raise ConfigError(f"{path}.authorize_cloud_id: required with authorize_host {host} (the cloudId of the "
+                          f"authorisation URL; known for {', '.join(sorted(KNOWN_AUTHORIZE_HOSTS))})")
+    return (host if "://" in host else f"https://{host}"), cloud_id
+
+
 def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path | None = None) -> Config:
     """Validate an already-loaded YAML document."""
     env = dict(os.environ) if env is None else env
     base_dir = base_dir or Path.cwd()
     if data is None:
-        raise ConfigError("configuration: the file is empty")
+        raise ConfigError("configuration: empty")
     top = _Section(data, "")
     warnings: list[str] = []
     refresh_interval = parse_duration(top.get("refresh_interval", 300), "refresh_interval")
@@ -418,6 +480,8 @@ def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path
     scrape_timeout = parse_duration(top.get("scrape_timeout", 10), "scrape_timeout")
     max_bytes = top.integer("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, minimum=1024)
     accounts_data = top.get("accounts")
+    if accounts_data is None:
+        raise top.missing("accounts", "accounts: required, a non-empty list of accounts")
     if not isinstance(accounts_data, list) or not accounts_data:
         raise ConfigError("accounts: expected a non-empty list of accounts")
     accounts = tuple(_account(a, f"accounts[{i}]", env, base_dir) for i, a in enumerate(accounts_data))
@@ -463,7 +527,13 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Confi
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}:{where}: {problem}") from None
-    config = parse_config(data, env=env, base_dir=path.parent.resolve())
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty")
+    try:
+        config = parse_config(data, env=env, base_dir=path.parent.resolve())
+    except ConfigError as exc:
+        # Several files take part (this one, secret files, token files, the web configuration): name it.
+        raise ConfigError(f"{path}: {exc}") from None
     mode = path.stat().st_mode
     if mode & stat.S_IROTH and any(_inline_secret(data, a) for a in range(len(config.accounts))):
         config = _with_warning(

@@ -181,6 +181,8 @@ class StatsView:
     counter_drops: Mapping[str, int] = field(default_factory=dict)  # reason (negative, decrease) → values
     rate_limited: int = 0  # HTTP 429 answers
     pacing_wait: float = 0.0  # seconds calls waited for the gateway's pace
+    token_file_write_failures: int = 0  # OAuth2 token file writes that failed (a rotated token at risk)
+    token_file_error: str | None = None  # why the last write failed, until one succeeds; names the path only
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class CollectionState:
     last_success: float | None
     last_attempt: float | None
     last_error: str | None
+    next_due: float | None = None  # when it runs next (Unix time); None when not scheduled
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,8 @@ class AccountState:
     collections: tuple[CollectionState, ...] = ()
     # Published data besides the plant list (DATA_SLOTS): None when missing or stale.
     production: Production | None = None
+    # When the next refresh cycle may start (Unix time): the earliest due collection, or the back-off's end.
+    next_attempt: float | None = None
 
 
 # The fields of AccountState holding published data: a collection publishes its objects under these names

@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh test
 
 # Tools from Debian packages: promtool and prometheus (package prometheus) prove the rules and dashboards
-# against the real thing; systemd-analyze (package systemd) verifies the unit file.
+# against the real thing; systemd-analyze (package systemd) verifies the unit file; chromium renders the
+# status page and walks the OAuth2 consent flow in a real browser.
 missing=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"

@@ -120,7 +120,7 @@ def test_authorize_refuses_a_login_account(tmp_path: Path) -> None:
         "mode": "login", "appkey": "a" * 8, "secret_key": "b" * 8, "user_account": "u", "user_password": "p" * 8}}]}))
     out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "l", "--code", "x"],
                          capture_output=True, text=True, timeout=30)
-    assert out.returncode == 2 and "authorize needs auth.mode oauth2 and a token_file" in out.stderr
+    assert out.returncode == 2 and "accounts[0].auth.mode: authorize needs oauth2" in out.stderr
 
 
 @pytest.mark.parametrize("fields", ["both", "top_level"])
@@ -144,3 +144,15 @@ def test_authorize_reads_tokens_at_the_top_level_too(fields: str, tmp_path: Path
         exchanged = [c for c in sim.calls if c.path.endswith("/token")][-1].response
         assert stored["refresh_token"] == exchanged["refresh_token"]
         assert stored["access_token"] == exchanged["access_token"]
+
+
+def test_assets_from_a_checkout(tmp_path: Path) -> None:
+    """From a source checkout (no installed package data) `assets` copies the repository's own files."""
+    out = subprocess.run([*EXPORTER, "assets", "--output", str(tmp_path)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    repo = Path(__file__).resolve().parent.parent
+    for rel in ("prometheus/alerts.yml", "prometheus/tests/alerts_test.yml",
+                "grafana/dashboards/isolarcloud-fleet.json", "grafana/provisioning/datasources/prometheus.yml"):
+        assert (tmp_path / rel).read_bytes() == (repo / rel).read_bytes()
+    assert not (tmp_path / "grafana/generate.py").exists(), "the generator is a development tool, not an asset"

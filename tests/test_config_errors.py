@@ -92,6 +92,33 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "unknown-account-key": (lambda t: {"accounts": [login(regoin="europe")]}, ("accounts[0].regoin",)),
     "unknown-auth-key": (lambda t: {"accounts": [{**login(), "auth": {**login()["auth"], "secret": SECRET}}]},
                          ("accounts[0].auth.secret", "unknown key")),
+    # a misspelt key is named as such, with the key it resembles, even where the right one is required
+    "misspelt-optional-key": (lambda t: {"accounts": [login(page_sise=50)]},
+                              ("accounts[0].page_sise: unknown key (did you mean page_size?)",)),
+    "misspelt-top-key": (lambda t: {"refresh_intervall": "5m", "accounts": [login()]},
+                         ("refresh_intervall: unknown key (did you mean refresh_interval?)",)),
+    "misspelt-required-name": (lambda t: {"accounts": [{"nmae": "home", **{k: v for k, v in login().items()
+                                                                           if k != "name"}}]},
+                               ("accounts[0].nmae: unknown key (did you mean name?)",)),
+    "misspelt-required-accounts": (lambda t: {"acounts": [login()]},
+                                   ("acounts: unknown key (did you mean accounts?)",)),
+    "misspelt-required-auth": (lambda t: {"accounts": [{**{k: v for k, v in login().items() if k != "auth"},
+                                                        "auht": login()["auth"]}]},
+                               ("accounts[0].auht: unknown key (did you mean auth?)",)),
+    "misspelt-required-appkey": (lambda t: {"accounts": [{**login(), "auth": {
+        **{k: v for k, v in login()["auth"].items() if k != "appkey"}, "app_key": APPKEY}}]},
+        ("accounts[0].auth.app_key: unknown key (did you mean appkey?)",)),
+    "misspelt-required-password": (lambda t: {"accounts": [{**login(), "auth": {
+        **{k: v for k, v in login()["auth"].items() if k != "user_password"}, "user_pasword": PASSWORD}}]},
+        ("accounts[0].auth.user_pasword: unknown key (did you mean user_password?)",)),
+    "misspelt-token-file": (lambda t: {"accounts": [oauth(t, tokenfile=str(t / "tokens.json"))]},
+                            ("accounts[0].auth.tokenfile: unknown key (did you mean token_file?)",)),
+    "misspelt-region": (lambda t: {"accounts": [{**login(), "base_url": None, "regoin": "europe"}]},
+                        ("accounts[0].regoin: unknown key (did you mean region?)",)),
+    "authorize-host-url-path": (lambda t: {"accounts": [login(authorize_host="https://web3.isolarcloud.in/x")]},
+                                ("accounts[0].authorize_host",)),
+    "authorize-cloud-id-negative": (lambda t: {"accounts": [login(authorize_cloud_id=-1)]},
+                                    ("accounts[0].authorize_cloud_id",)),
     # the account itself
     "region-unknown": (lambda t: {"accounts": [{**login(), "base_url": None, "region": "mars"}]},
                        ("accounts[0].region",)),
@@ -153,7 +180,20 @@ def test_invalid_configuration(case: str, tmp_path: Path) -> None:
     data = make(tmp_path)
     config = tmp_path / "config.yml"
     config.write_text(yaml.safe_dump(data))
-    assert_one_clear_line(run_cli(f"--config.file={config}", "--web.listen-address=127.0.0.1:0"), *expected)
+    line = assert_one_clear_line(run_cli(f"--config.file={config}", "--web.listen-address=127.0.0.1:0"), *expected)
+    # Several files take part (configuration, secret files, token files): the line names the one at fault.
+    assert line.startswith(f"isolarcloud-exporter: {config}: ") or "token file " in line
+    # One key-path style: list indexes in brackets, never an account's name as a path element.
+    assert "accounts." not in line.replace("accounts[", "")
+
+
+@pytest.mark.parametrize("case", ["misspelt-required-name", "token-file-invalid-json", "secret-file-empty"])
+def test_config_check_gives_the_same_line_and_exit_code(case: str, tmp_path: Path) -> None:
+    """`--config.check` (for CI and before a restart) refuses exactly what a start refuses, without starting."""
+    make, expected = CASES[case]
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump(make(tmp_path)))
+    assert_one_clear_line(run_cli(f"--config.file={config}", "--config.check"), *expected)
 
 
 def _config(tmp_path: Path) -> Path:
@@ -164,7 +204,7 @@ def _config(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("content,expected", [
-    (b"", "empty"),
+    (b"", "the file is empty"),
     (b"accounts: [\n", "line"),
     (b"- just\n- a list\n", "expected a mapping"),
     (b"\xff\xfe not utf-8", "UTF-8"),
@@ -173,7 +213,7 @@ def _config(tmp_path: Path) -> Path:
 def test_unparseable_configuration_file(content: bytes, expected: str, tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
     config.write_bytes(content)
-    assert_one_clear_line(run_cli(f"--config.file={config}"), expected)
+    assert_one_clear_line(run_cli(f"--config.file={config}"), str(config), expected)
 
 
 @pytest.mark.parametrize("path", ["missing.yml", "."], ids=["missing", "directory"])
@@ -233,7 +273,12 @@ def test_bad_web_config(case: str, tmp_path: Path) -> None:
     (("--log.format=xml",), "--log.format"),
     (("--no-such-flag",), "--no-such-flag"),
     (("--demo.plants=many",), "--demo.plants"),
-], ids=["no-config", "bad-log-level", "bad-log-format", "unknown-flag", "bad-int-flag"])
+    (("--demo", "--demo.plants=-5"), "--demo.plants: expected 1 to 100000, got -5"),
+    (("--demo", "--demo.plants=0"), "--demo.plants: expected 1 to 100000, got 0"),
+    (("--demo", "--config.file=config.yml"), "--config.file and --demo exclude each other"),
+    (("--config.check",), "--config.check needs --config.file"),
+], ids=["no-config", "bad-log-level", "bad-log-format", "unknown-flag", "bad-int-flag", "demo-plants-negative",
+        "demo-plants-zero", "demo-with-config-file", "check-without-file"])
 def test_bad_command_line(args: tuple[str, ...], expected: str) -> None:
     assert_one_clear_line(run_cli(*args), expected)
 
@@ -245,17 +290,20 @@ def test_authorize_with_a_bad_configuration(tmp_path: Path) -> None:
     assert_one_clear_line(run_cli("authorize", f"--config.file={_config(tmp_path)}", "--account=nobody"),
                           "--account")
     assert_one_clear_line(run_cli("authorize", f"--config.file={_config(tmp_path)}", "--account=home"),
-                          "oauth2")
+                          "accounts[0].auth.mode: authorize needs oauth2")
 
 
 def test_a_valid_configuration_starts(tmp_path: Path) -> None:
     """The counterpart: the same CLI with a valid file runs (and stops cleanly on SIGTERM)."""
     import signal
-    import time
 
+    from tests.test_cli import free_port, wait_http
+
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "exporter", f"--config.file={_config(tmp_path)}",
-                             "--web.listen-address=127.0.0.1:0"], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+                             f"--web.listen-address=127.0.0.1:{port}"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    # Serving means started (and the signal handlers installed): no guess at how long imports take.
+    assert wait_http(f"http://127.0.0.1:{port}/-/healthy").status_code == 200
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=10)

@@ -91,10 +91,16 @@ def test_image_interface_matches_the_contract():
     assert final.all("CMD")[-1].words() == [f"--config.file={CONFIG_PATH}", "--web.listen-address=:10027"]
     volumes = [w for v in final.all("VOLUME") for w in v.words()]
     assert volumes == [STATE_DIR]
-    labels = " ".join(label.args for label in final.all("LABEL"))
-    assert "org.opencontainers.image.version" in labels
-    version_arg = [a.args for a in final.all("ARG") if a.args.startswith("VERSION=")]
-    assert version_arg == [f"VERSION={__version__}"], "image label follows exporter.__version__"
+    labels = dict(re.findall(r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"',
+                             " ".join(label.args for label in final.all("LABEL"))))
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.revision"] == "${REVISION}"
+    assert labels["org.opencontainers.image.source"] == "${SOURCE_URL}"
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0" == re.search(
+        r'^license = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)  # type: ignore[union-attr]
+    args = {a.args.split("=", 1)[0]: a.args for a in final.all("ARG")}
+    assert args["VERSION"] == f"VERSION={__version__}", "image label follows exporter.__version__"
+    assert {"REVISION", "SOURCE_URL"} <= set(args), "a release build passes them with --build-arg"
 
 
 def test_healthcheck_probes_healthy_endpoint_with_python():
@@ -200,10 +206,10 @@ def test_demo_stack_services_and_ports():
     assert "8080" in " ".join(simulator["healthcheck"]["test"])
     assert exporter["depends_on"]["simulator"]["condition"] == "service_healthy"
     ports = {name: [compose_expand(p) for p in s.get("ports", [])] for name, s in services.items()}
-    assert ports["exporter"] == ["10027:10027"]
-    assert ports["prometheus"] == ["9090:9090"]
-    assert ports["grafana"] == ["3000:3000"]
-    assert ports["alertmanager"] == ["9093:9093"]
+    assert ports["exporter"] == ["127.0.0.1:10027:10027"]
+    assert ports["prometheus"] == ["127.0.0.1:9090:9090"]
+    assert ports["grafana"] == ["127.0.0.1:3000:3000"]
+    assert ports["alertmanager"] == ["127.0.0.1:9093:9093"]
     grafana_env = services["grafana"]["environment"]
     assert grafana_env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
     assert grafana_env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer", "anonymous users may only look"
@@ -510,3 +516,42 @@ def test_image_tags_follow_the_package_version():
         tags[f"deployment:{container['name']}"] = container["image"].split(":", 1)[1]
     assert len(tags) >= 5
     assert {where: tag for where, tag in tags.items() if tag != __version__} == {}
+
+
+_SIZES = {"k": 2**10, "m": 2**20, "g": 2**30}
+
+
+@pytest.mark.parametrize("compose_file", [DEMO, REAL], ids=["demo", "real"])
+def test_compose_publishes_on_loopback_and_limits_memory(compose_file):
+    """Nothing is reachable from the network by default (put a TLS proxy in front to share it), and no
+    container can take the host's memory."""
+    services = load_compose(compose_file)["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert compose_expand(str(port)).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+        limit = str(service.get("mem_limit", ""))
+        assert re.fullmatch(r"\d+[kmg]", limit), f"{name}: mem_limit missing"
+    exporter = str(services["exporter"]["mem_limit"])
+    exporter_bytes = int(exporter[:-1]) * _SIZES[exporter[-1]]
+    # The demo serves 50 simulated plants; a real account may be an installer's 50,000 (312 MB peak).
+    assert exporter_bytes >= (256 * 2**20 if compose_file == DEMO else 1.5 * 312 * 10**6)
+
+
+def test_grafana_is_not_anonymous_outside_the_demo():
+    """Only the demo stack lets anonymous visitors in, and only as viewers; nothing else enables it."""
+    demo = load_compose(DEMO)["services"]["grafana"]["environment"]
+    assert demo["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    for path in [*REPO.glob("*.yml"), *REPO.glob("*.yaml"), *(REPO / "deploy").rglob("*.y*ml"),
+                 *(REPO / "grafana").rglob("*.y*ml")]:
+        if path == DEMO:
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"GF_AUTH_ANONYMOUS_ENABLED:\s*\"?true", text, re.I), path
+        assert not re.search(r"ORG_ROLE:\s*\"?(Admin|Editor)", text), path
+
+
+def test_systemd_reload_sends_sighup():
+    """`systemctl reload` is the exporter's SIGHUP reload (docs/operations.md#reload-and-check)."""
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string(UNIT.read_text(encoding="utf-8"))
+    assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"

@@ -6,6 +6,7 @@ loading with the Secret's files."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -269,3 +270,39 @@ def test_config_loads_with_the_secret_files(tmp_path):
                 auth[key] = str(local)
     config = parse_config(raw, env={}, base_dir=tmp_path)
     assert config.accounts[0].auth.user_password == "value-user_password"
+
+
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+def _bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([KMG]i?|k)?", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * _UNITS.get(unit or "", 1)
+
+
+def documented_peaks() -> dict[int, int]:
+    """Peak RSS by fleet size, from the performance table of docs/operations.md (plants → bytes)."""
+    text = (REPO / "docs/operations.md").read_text(encoding="utf-8")
+    header = next(line for line in text.splitlines() if line.startswith("| |") and "plants" in line)
+    sizes = [int(c.replace(",", "").split()[0]) for c in header.strip("|").split("|")[1:]]
+    row = next(line for line in text.splitlines() if line.startswith("| peak RSS"))
+    peaks = [int(float(c.strip().split()[0]) * 10**6) for c in row.strip("|").split("|")[1:]]
+    return dict(zip(sizes, peaks, strict=True))
+
+
+def test_memory_is_sized_for_the_documented_fleet():
+    """The limit covers the largest documented fleet's peak with headroom (a reload briefly holds a restarted
+    account's old and new data), and the manifest's sizing table agrees with the documentation."""
+    peaks = documented_peaks()
+    assert peaks[50_000] == 312 * 10**6, peaks
+    (container,) = _one("Deployment")["spec"]["template"]["spec"]["containers"]
+    limit = _bytes(container["resources"]["limits"]["memory"])
+    request = _bytes(container["resources"]["requests"]["memory"])
+    assert limit >= 1.5 * max(peaks.values()), f"limit {limit} below 1.5 x the documented peak"
+    assert request >= peaks[10_000], "the request covers a 10,000-plant fleet"
+    manifest = (K8S / "deployment.yaml").read_text(encoding="utf-8")
+    for plants, peak in peaks.items():
+        assert re.search(rf"#\s+{plants:,}\s+{peak // 10**6} MB\s+\d+Mi\s+\d+Mi", manifest), plants
+    sizing = (REPO / "docs/operations.md").read_text(encoding="utf-8").split("### Memory by fleet size", 1)[1]
+    for row in re.findall(r"#\s+([\d,]+)\s+(\d+) MB\s+(\d+Mi)\s+(\d+Mi)", manifest):
+        assert f"| {row[0]} | {row[1]} MB | {row[2]} | {row[3]} |" in sizing, row

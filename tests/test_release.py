@@ -167,10 +167,39 @@ def test_build_produces_versioned_wheel_and_sdist(dist):
     assert re.search(r"^isolarcloud-exporter = exporter\.cli:main$", entry_points, re.M)
     assert re.search(r"^isolarcloud-simulator = ", entry_points, re.M)
     assert f"Version: {__version__}" in metadata
+    # PEP 639: an SPDX expression and the licence text itself, not the deprecated table form.
+    assert re.search(r"^License-Expression: Apache-2\.0$", metadata, re.M)
+    assert re.search(r"^License-File: LICENSE$", metadata, re.M) and not re.search(r"^License: ", metadata, re.M)
+    with zipfile.ZipFile(dist["wheel"]) as wheel:
+        licence = wheel.read(f"{DIST_NAME}-{__version__}.dist-info/licenses/LICENSE").decode()
+    assert licence == (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence and "END OF TERMS" in licence
+    # The rules and dashboards, for `isolarcloud-exporter assets`: exactly the repository's files.
+    assert sorted(n.split("exporter/assets/", 1)[1] for n in names if n.startswith("exporter/assets/")) == sorted(
+        asset for asset, _ in shipped_assets_in_repo())
     with tarfile.open(dist["sdist"]) as sdist:
         members = {PurePosixPath(m).relative_to(f"{DIST_NAME}-{__version__}").as_posix()
                    for m in sdist.getnames() if "/" in m}
     assert {"pyproject.toml", "README.md", "exporter/__init__.py"} <= members
+
+
+def shipped_assets_in_repo() -> list[tuple[str, Path]]:
+    """The files `assets` writes (relative path, repository file): the rules with their tests and the example
+    Prometheus configuration, the dashboards, the Grafana provisioning."""
+    files = [*sorted((REPO / "prometheus").glob("*.yml")), *sorted((REPO / "prometheus/tests").glob("*.yml")),
+             *sorted((REPO / "grafana/dashboards").glob("*.json")),
+             *sorted((REPO / "grafana/provisioning").glob("*/*.yml"))]
+    return [(p.relative_to(REPO).as_posix(), p) for p in files]
+
+
+def test_every_package_directory_is_packaged():
+    """pyproject.toml lists the packages (the assets need a package-dir mapping): a new subpackage of exporter/
+    must be added there, or the wheel would silently lack it."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {p.parent.relative_to(REPO).as_posix().replace("/", ".") for p in (REPO / "exporter").rglob("*.py")
+             if "__pycache__" not in p.parts}
+    assert found <= listed, f"not in pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
 
 
 def _version_of(bindir: Path) -> str:
@@ -187,6 +216,81 @@ def test_sdist_installs_in_a_clean_venv(dist, tmp_path):
     bindir = _venv(tmp_path / "venv")
     _pip_install(bindir, str(dist["sdist"]))
     assert _version_of(bindir).split() == ["isolarcloud-exporter", __version__]
+
+
+def test_assets_written_from_the_installed_package(image_venv, tmp_path, promtool):
+    """A pip (or image) user gets the rules and dashboards of the version they run, and they work standalone:
+    promtool checks the rules and runs their unit tests from the written tree."""
+    out = tmp_path / "isolarcloud"
+    exporter = str(image_venv / "isolarcloud-exporter")
+    done = _run([exporter, "assets", "--output", str(out)], env=_clean_env(), cwd=tmp_path)
+    expected = shipped_assets_in_repo()
+    assert f"Wrote {len(expected)} files to {out}" in done.stdout
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(rel for rel, _ in expected)
+    for rel, source in expected:
+        assert (out / rel).read_bytes() == source.read_bytes(), rel
+    check = subprocess.run([promtool, "check", "rules", str(out / "prometheus/alerts.yml"),
+                            str(out / "prometheus/rules.yml")], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    tests = subprocess.run([promtool, "test", "rules", *map(str, sorted((out / "prometheus/tests").glob("*.yml")))],
+                           capture_output=True, text=True, timeout=120, cwd=out)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    # Nothing is overwritten unless asked.
+    again = subprocess.run([exporter, "assets", "--output", str(out)], env=_clean_env(), capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 2 and "--force overwrites" in again.stderr and again.stderr.count("\n") == 1
+    (out / "prometheus/alerts.yml").write_text("edited")
+    _run([exporter, "assets", "--output", str(out), "--force"], env=_clean_env(), cwd=tmp_path)
+    assert (out / "prometheus/alerts.yml").read_bytes() == (REPO / "prometheus/alerts.yml").read_bytes()
+
+
+def _checkout_files() -> list[str]:
+    """The files of a clean clone: tracked ones, and new ones not yet committed (but never ignored ones)."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, text=True, timeout=60)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout (an unpacked sdist, say): no clean clone to build from")
+    return [f for f in listed.stdout.split("\0") if f and (REPO / f).is_file()]
+
+
+@pytest.fixture(scope="module")
+def checkout_sdist(tmp_path_factory) -> Path:
+    """The sdist built from a clean clone's files, unpacked."""
+    with _once(tmp_path_factory, "release-checkout-sdist") as (work, reuse):
+        if not reuse:
+            tree = work / "clone"
+            for rel in _checkout_files():
+                (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / rel, tree / rel)
+            _run([sys.executable, "-m", "build", "--sdist", "--outdir", str(work / "dist"), str(tree)],
+                 env=_clean_env())
+            (sdist,) = (work / "dist").glob("*.tar.gz")
+            with tarfile.open(sdist) as archive:
+                archive.extractall(work / "unpacked", filter="data")
+    (unpacked,) = (work / "unpacked").iterdir()
+    return unpacked
+
+
+def test_sdist_tests_run_from_the_sdist(checkout_sdist):
+    """The sdist is the whole source: every test module collects from it, and the fast tests pass in it (what a
+    distribution packager runs), with no file of the checkout on the path."""
+    for needed in ("LICENSE", "tests/conftest.py", "tests/golden/metrics.prom", "prometheus/tests/alerts_test.yml",
+                   "docs/configuration.md", "grafana/dashboards/isolarcloud-fleet.json", "Dockerfile"):
+        assert (checkout_sdist / needed).is_file(), f"the sdist lacks {needed}"
+    assert not list(checkout_sdist.rglob("__pycache__")) and not (checkout_sdist / ".venv").exists()
+    env = {**_clean_env(), "PYTHONPATH": str(checkout_sdist), "PYTHONDONTWRITEBYTECODE": "1"}
+    pytest_cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q"]
+    collected = subprocess.run([*pytest_cmd, "--collect-only", "tests"], cwd=checkout_sdist, env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
+    assert re.search(r"^(\d+) tests collected", collected.stdout, re.M)
+    ran = subprocess.run([*pytest_cmd, "tests/unit", "tests/test_golden.py", "tests/test_architecture.py",
+                          "tests/test_config.py", "tests/test_model.py"],
+                         cwd=checkout_sdist, env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    summary = ran.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary, summary
 
 
 def test_image_steps_give_a_working_exporter(image_venv, tmp_path):

@@ -142,6 +142,8 @@ def test_alert_conventions(rule):
     if "isolarcloud_plant_" in expr:
         for label in ("ps_name", "ps_id", "account"):
             assert f"$labels.{label}" in description, f"description must name the plant's {label}"
+    elif "isolarcloud_config_" in expr:  # the exporter's own state, not an account's
+        assert "$labels.instance" in description, "description must name the exporter"
     elif "isolarcloud_" in expr:
         assert "$labels.account" in description, "description must name the account"
 

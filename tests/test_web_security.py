@@ -280,8 +280,11 @@ class _Site:
     def index_html(self) -> str:
         return "<html></html>"
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> str | None:
+        return None
+
+    def reload(self) -> tuple[bool, str]:
+        return True, "reloaded"
 
 
 @pytest.fixture
@@ -359,3 +362,14 @@ def test_address_in_use_is_a_clear_error(bind: Callable[[str], Server]) -> None:
     taken = bind("127.0.0.1:0")
     with pytest.raises(WebConfigError, match=r"--web\.listen-address"):
         Server(f"127.0.0.1:{taken.port}", _Site())
+
+
+def test_server_header_names_no_version(bind: Callable[[str], Server]) -> None:
+    """The Server header says what answers, not which Python (or exporter) version a scanner could match."""
+    import platform
+
+    server = bind("127.0.0.1:0")
+    for method in (requests.get, requests.head, requests.post):
+        response = method(f"http://127.0.0.1:{server.port}/", timeout=10)
+        assert response.headers["Server"] == "isolarcloud-exporter", response.headers
+        assert platform.python_version() not in str(response.headers)

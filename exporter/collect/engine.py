@@ -10,6 +10,7 @@ without success a collection's data is withheld, so old data is never shown as f
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -32,6 +33,9 @@ CREDENTIAL_BACKOFF = 900.0  # wrong passwords lock accounts: never hammer the lo
 RETRY_FLOOR = 30.0
 # Errors that concern the whole app or account, not one endpoint: the cycle stops and the account backs off.
 ACCOUNT_ERRORS = (CredentialError, QuotaError, TokenError)
+# Generations are unique in the process, not per engine: an account restarted by a reload gets a new engine,
+# whose data must never match what the exposition cached for its predecessor.
+_GENERATIONS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class AccountEngine:
         self.shares = self._allocate(self.clock())
         self.log = logging.LoggerAdapter(log, {"account": settings.name})
         self.on_success: Callable[[], None] | None = None  # called in the refresh thread after new data
+        self.closed = False  # retired by a reload: no new cycle starts, a running one stops after its collection
 
     @property
     def name(self) -> str:
@@ -112,7 +117,7 @@ class AccountEngine:
 
     def _next_generation(self) -> int:
         with self.lock:
-            self.generation += 1
+            self.generation = next(_GENERATIONS)
             return self.generation
 
     def _allocate(self, now: float) -> dict[str, Share]:
@@ -140,7 +145,7 @@ class AccountEngine:
         """Start a background cycle when a collection is due; returns at once."""
         now = self.clock()
         with self.lock:
-            if self.running:
+            if self.running or self.closed:
                 return
             if self.backoff_until > now and self.auth.renewed():
                 # A re-authorisation (new token file) ends a credential backoff at once.
@@ -190,8 +195,10 @@ class AccountEngine:
                     name=c.name, up=run.up and run.last_success is not None and fresh,
                     interval=share.interval, wanted_interval=c.wanted_interval(),
                     calls_per_hour=share.total_per_hour, max_age=self._max_age(c),
-                    last_success=run.last_success, last_attempt=run.last_attempt, last_error=run.last_error))
+                    last_success=run.last_success, last_attempt=run.last_attempt, last_error=run.last_error,
+                    next_due=max(run.next_due, self.backoff_until) if run.last_attempt is not None else None))
             data = {slot: self._fresh(slot, now) for slot in DATA_SLOTS if slot != "plants"}
+            next_attempt = max(self.due_at(), self.backoff_until)
             return AccountState(
                 name=self.name,
                 auth_mode=self.auth.mode,
@@ -211,6 +218,7 @@ class AccountEngine:
                 stats=self.stats.view(),
                 token_expiries=self.auth.expiries(),
                 collections=tuple(collections),
+                next_attempt=next_attempt if math.isfinite(next_attempt) and not self.closed else None,
             )
 
     # -- refresh side -----------------------------------------------------------------------------------------
@@ -227,6 +235,8 @@ class AccountEngine:
             self.auth.start_cycle()
             self.shares = self._allocate(now)
             for collection in self.collections:
+                if self.closed:
+                    break  # retired by a reload: its successor fetches from now on
                 if not collection.enabled() or (now < self.runs[collection.name].next_due and not force):
                     continue
                 error = self._run(collection, now, outcome)
@@ -329,6 +339,11 @@ class AccountEngine:
             self.running = False
             self.done.notify_all()
             due = self.due_at()
+        if self.closed:
+            # Retired during this cycle: what it fetched goes nowhere, and its connections can go now.
+            self.log.debug("retired engine finished its last cycle")
+            self.session.close()
+            return
         if outcome.ran:
             self.stats.record_refresh("error" if error is not None else "success")
         if error is not None:
@@ -355,6 +370,23 @@ class AccountEngine:
         if exc.result == "E998":  # monthly quota: look again in a day
             return 86400.0
         return min(3600.0, 60.0 * 2 ** min(self.account_failures - 1, 6))
+
+    def retire(self, timeout: float) -> bool:
+        """Stop for good because a reload replaces this account's engine: no new cycle, a running one ends after
+        its current collection, and the credentials are released (a token refresh in flight first saves its
+        token, within `timeout`), so the successor is the token file's only owner. False, and nothing stopped,
+        when a rotated token exists only in memory: retiring would lose it."""
+        with self.lock:
+            self.closed = True
+        if not self.auth.release(timeout):
+            with self.lock:
+                self.closed = False
+            return False
+        with self.lock:
+            idle = not self.running
+        if idle:
+            self.session.close()
+        return True
 
     def close(self, grace: float = 0.6) -> None:
         """Stop: let a token rotation in flight save its new refresh token (within `grace` seconds)."""

@@ -27,6 +27,8 @@ class Stats:
         self.counter_drops: Counter[str] = Counter()
         self.rate_limited = 0
         self.pacing_wait = 0.0
+        self.token_file_write_failures = 0
+        self.token_file_error: str | None = None
 
     def record_request(self, endpoint: str, result: str) -> None:
         hour = int(self.clock() // 3600)
@@ -72,6 +74,12 @@ class Stats:
                 self.rate_limited += int(amount)
             elif event == "wait":
                 self.pacing_wait += amount
+    def record_token_write(self, error: str | None) -> None:
+        """After a token file write: None when it succeeded, else why it failed (until a write succeeds)."""
+        with self.lock:
+            if error is not None:
+                self.token_file_write_failures += 1
+            self.token_file_error = error
 
     def calls_this_hour(self, now: float) -> int:
         with self.lock:
@@ -85,4 +93,6 @@ class Stats:
                              self.hour_calls if int(now // 3600) == self.hour else 0,
                              limits=dict(self.limits), realtime_unanswered_plants=self.realtime_unanswered_plants,
                              counter_drops=dict(self.counter_drops), rate_limited=self.rate_limited,
-                             pacing_wait=self.pacing_wait)
+                             pacing_wait=self.pacing_wait,
+                             token_file_write_failures=self.token_file_write_failures,
+                             token_file_error=self.token_file_error)

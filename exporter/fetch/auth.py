@@ -29,6 +29,7 @@ from .transport import Gateway
 log = logging.getLogger(__name__)
 
 AuthRecorder = Callable[[str, str], None]
+WriteRecorder = Callable[[str | None], None]  # after each token file write: None, or why it failed
 REFRESH_TOKEN_LIFETIME = 30 * 86400  # [doc: Quick Start]; the API does not return it
 REFRESH_MARGIN = 300.0  # refresh the access token this long before it expires
 LOGIN_TOKEN_LIFETIME = 86400  # sliding: each call resets it [doc: Getting Started (user-level)]
@@ -138,6 +139,11 @@ class Auth(Protocol):
     def settle(self, timeout: float) -> None:
         """Wait at most `timeout` seconds for a token renewal in flight to finish (before the process exits)."""
 
+    def release(self, timeout: float) -> bool:
+        """Hand the credentials over to a successor (a reloaded configuration): wait at most `timeout` seconds
+        for a renewal in flight, then never renew again, so the token file has one owner at a time. False, and
+        nothing released, when a rotated token exists only in memory (its file cannot be written)."""
+
 
 class OAuth2Auth:
     """Bearer tokens with a rotating refresh token, persisted to `token_file` when one is configured."""
@@ -146,7 +152,8 @@ class OAuth2Auth:
 
     def __init__(self, transport: Gateway, *, appkey: str, secret_key: str, lang: str,
                  tokens: Tokens, token_file: TokenFile | None, record_auth: AuthRecorder,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, record_write: WriteRecorder | None = None,
+                 account: str = "") -> None:
         self.transport = transport
         self.appkey = appkey
         self.secret_key = secret_key
@@ -160,11 +167,16 @@ class OAuth2Auth:
         self._unproven = False  # renewed in this cycle, no successful call since
         self._file_stamp: tuple[int, int] | None = None
         self._dead: CredentialError | None = None
+        self.record_write = record_write
+        self.log = logging.LoggerAdapter(log, {"account": account})
+        self._unsaved = False  # the newest tokens are only in memory: the last write of the file failed
+        self._released = False
 
     @classmethod
     def from_config(cls, transport: Gateway, *, appkey: str, secret_key: str, lang: str,
                     access_token: str | None, refresh_token: str | None, token_file: Path | None,
-                    record_auth: AuthRecorder, clock: Callable[[], float] = time.time) -> OAuth2Auth:
+                    record_auth: AuthRecorder, clock: Callable[[], float] = time.time,
+                    record_write: WriteRecorder | None = None, account: str = "") -> OAuth2Auth:
         """Tokens from `token_file` win over configured ones: the file holds the newest rotated token."""
         store = TokenFile(token_file) if token_file else None
         if store is not None:
@@ -174,12 +186,20 @@ class OAuth2Auth:
             stored = Tokens(access_token=access_token, refresh_token=refresh_token,
                             refresh_expires_at=clock() + REFRESH_TOKEN_LIFETIME if refresh_token else None)
             if store is not None:
-                store.save(stored)
+                try:
+                    store.save(stored)
+                except OSError as exc:
+                    raise TokenFileError(f"token file {store.path}: cannot write: {exc.strerror or exc}") from None
         return cls(transport, appkey=appkey, secret_key=secret_key, lang=lang, tokens=stored,
-                   token_file=store, record_auth=record_auth, clock=clock)
+                   token_file=store, record_auth=record_auth, clock=clock, record_write=record_write,
+                   account=account)
 
     def start_cycle(self) -> None:
         self._unproven = False
+        if self._unsaved:
+            with self._lock:  # a failed write is tried again each cycle: no API call needed
+                if self._unsaved:
+                    self._save()
 
     def progressed(self) -> None:
         self._unproven = False
@@ -188,6 +208,17 @@ class OAuth2Auth:
         """Wait (bounded) for a token refresh in flight: once the gateway has rotated the refresh token, the
         old one is spent, and exiting before the new one is saved would lose the only valid token."""
         if self._lock.acquire(timeout=timeout):
+            self._lock.release()
+
+    def release(self, timeout: float) -> bool:
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            if self._unsaved and not self._save():
+                return False
+            self._released = True
+            return True
+        finally:
             self._lock.release()
 
     def renewed(self) -> bool:
@@ -218,6 +249,8 @@ class OAuth2Auth:
 
     def refresh(self) -> None:
         with self._lock:
+            if self._released:
+                raise CredentialError("refreshToken", "released", "credentials handed over to a reloaded account")
             self._adopt_newer_file()
             if self._dead is not None:
                 raise self._dead
@@ -275,13 +308,34 @@ class OAuth2Auth:
             self.tokens.refresh_expires_at = now + REFRESH_TOKEN_LIFETIME
         self._dead = None
         register_secrets([self.tokens.access_token, self.tokens.refresh_token])
-        if self.token_file is not None:
-            try:
-                self.token_file.save(self.tokens)
-                self._file_stamp = self.token_file.stamp()
-            except OSError as exc:
-                log.error("cannot write token file %s: %s; the rotated refresh token lives only in memory now",
-                          self.token_file.path, exc.strerror)
+        saved = self._save() if self.token_file is not None else False
+        # Never the tokens themselves: when and until when, so that an operator can follow rotations.
+        until = _iso(self.tokens.access_expires_at) if self.tokens.access_expires_at else "unknown"
+        self.log.info("access token renewed (valid until %s)%s%s", until,
+                      "; refresh token rotated" if fresh.get("refresh_token") else "",
+                      f"; saved to {self.token_file.path}" if saved else "")
+
+    def _save(self) -> bool:
+        """Persist the tokens; a failure is counted and logged, and the write is tried again next cycle."""
+        assert self.token_file is not None
+        try:
+            self.token_file.save(self.tokens)
+        except OSError as exc:
+            error = f"cannot write {self.token_file.path}: {exc.strerror or exc}"
+            if not self._unsaved:
+                self.log.error("token file %s; the rotated refresh token lives only in memory until a write "
+                               "succeeds (tried again every refresh cycle)", error)
+            self._unsaved = True
+            if self.record_write is not None:
+                self.record_write(error)
+            return False
+        self._file_stamp = self.token_file.stamp()
+        if self._unsaved:
+            self.log.info("token file %s written again", self.token_file.path)
+        self._unsaved = False
+        if self.record_write is not None:
+            self.record_write(None)
+        return True
 
     def _die(self, exc: CredentialError) -> CredentialError:
         self._dead = exc
@@ -304,7 +358,7 @@ class OAuth2Auth:
         self._file_stamp = stamp
         if stored is None or stored.refresh_token == self.tokens.refresh_token:
             return False
-        log.info("token file changed on disk; using the refresh token found there")
+        self.log.info("token file changed on disk; using the refresh token found there")
         register_secrets([stored.access_token, stored.refresh_token])
         self.tokens = stored
         self._dead = None
@@ -320,7 +374,10 @@ class OAuth2Auth:
 
 
 def authorize_url(web_host: str, cloud_id: int, application_id: str, redirect_uri: str) -> str:
-    return (f"https://{web_host}/#/authorized-app?cloudId={cloud_id}&applicationId={quote(application_id)}"
+    """The owner's consent page: a route of the web portal's single-page app (after `#/`). `web_host` is a host
+    name (HTTPS) or a base URL with its scheme (a simulator on plain HTTP)."""
+    base = web_host.rstrip("/") if "://" in web_host else f"https://{web_host}"
+    return (f"{base}/#/authorized-app?cloudId={cloud_id}&applicationId={quote(application_id)}"
             f"&redirectUrl={quote(redirect_uri, safe='')}")
 
 
@@ -330,7 +387,8 @@ class LoginAuth:
     mode = "login"
 
     def __init__(self, transport: Gateway, *, appkey: str, secret_key: str, lang: str, user_account: str,
-                 user_password: str, record_auth: AuthRecorder, clock: Callable[[], float] = time.time) -> None:
+                 user_password: str, record_auth: AuthRecorder, clock: Callable[[], float] = time.time,
+                 account: str = "") -> None:
         self.transport = transport
         self.appkey = appkey
         self.secret_key = secret_key
@@ -343,6 +401,8 @@ class LoginAuth:
         self.token_expires_at: float | None = None
         self._unproven = False  # logged in during this cycle, no successful call since
         self._lock = threading.Lock()
+        self._released = False
+        self.log = logging.LoggerAdapter(log, {"account": account})
 
     def start_cycle(self) -> None:
         self._unproven = False
@@ -351,7 +411,13 @@ class LoginAuth:
         self._unproven = False
 
     def renewed(self) -> bool:
-        return False  # the password comes from the configuration, which is read once
+        return False  # the password comes from the configuration; a reload that changes it restarts the account
+
+    def release(self, timeout: float) -> bool:
+        """No token is persisted; only stop logging in, so that two logins never race for one account."""
+        with self._lock:
+            self._released = True
+        return True
 
     def settle(self, timeout: float) -> None:
         """A login token is not persisted: nothing can be lost by exiting mid-login."""
@@ -378,6 +444,8 @@ class LoginAuth:
 
     def login(self) -> None:
         with self._lock:
+            if self._released:
+                raise CredentialError("login", "released", "credentials handed over to a reloaded account")
             body = {"appkey": self.appkey, "user_account": self.user_account,
                     "user_password": self.user_password, "lang": self.lang}
             try:
@@ -401,6 +469,7 @@ class LoginAuth:
             self.token = token
             self.token_expires_at = self.clock() + LOGIN_TOKEN_LIFETIME
             self._unproven = True
+            self.log.info("logged in (token valid for 24 h after the last call)")
 
 
 def _data(doc: dict[str, Any]) -> dict[str, Any]:
@@ -413,6 +482,10 @@ def _token_fields(doc: dict[str, Any]) -> dict[str, Any]:
     data = _data(doc)
     source = data if data.get("access_token") else doc
     return {k: source.get(k) for k in ("access_token", "refresh_token", "expires_in")}
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _number(value: Any) -> float | None:

@@ -160,6 +160,10 @@ class StatusCollector(Collector):
                      "The share of the hourly API budget the collection may spend.", labels=c_labels)
         c_max_age = g("isolarcloud_collection_max_age_seconds",
                       "Age after which the collection's data is withheld as stale.", labels=c_labels)
+        token_writes = CounterMetricFamily(
+            "isolarcloud_token_file_write_failures", "Failed writes of the account's OAuth2 token file (a rotated "
+            "refresh token then lives only in memory; retried every refresh cycle). Always 0 without a token file.",
+            labels=["account"])
         for s in states:
             a = s.name
             up.add_metric([a], 1.0 if s.up else 0.0)
@@ -199,9 +203,29 @@ class StatusCollector(Collector):
                     c_success.add_metric([a, c.name], c.last_success)
                 c_budget.add_metric([a, c.name], c.calls_per_hour)
                 c_max_age.add_metric([a, c.name], c.max_age)
+            token_writes.add_metric([a], s.stats.token_file_write_failures)
         yield from (up, plants, duration, success, refreshes, requests, auth, expiry, budget, hour_calls, interval,
                     max_age, backoff, rt_failed, units, c_up, c_interval, c_success, c_budget, c_max_age)
         yield from (limit, unanswered, dropped, rate_limited, pacing)
+        yield token_writes
         info = InfoMetricFamily("isolarcloud_exporter_build", "Exporter version; value 1.")
         info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield info
+
+
+class ConfigCollector(Collector):
+    """The configuration's reload status, as Prometheus and Alertmanager export theirs; collected per scrape.
+    `status` gives (whether the last reload succeeded, when the configuration was last loaded successfully)."""
+
+    def __init__(self, status: Callable[[], tuple[bool, float]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        ok, at = self.status()
+        yield GaugeMetricFamily("isolarcloud_config_last_reload_successful",
+                                "1 when the last configuration reload (SIGHUP or POST /-/reload) succeeded, or none "
+                                "was tried since start-up; 0 while a failed one left the previous configuration "
+                                "running.", value=1.0 if ok else 0.0)
+        yield GaugeMetricFamily("isolarcloud_config_last_reload_success_timestamp_seconds",
+                                "When the configuration was last loaded successfully, at start-up or by a reload "
+                                "(Unix time).", value=at)

@@ -1,4 +1,4 @@
-"""The HTTP server: /metrics, /, /-/healthy, /-/ready, with exporter-toolkit `--web.config.file` support.
+"""The HTTP server: /metrics, /, /-/healthy, /-/ready, /-/reload, with exporter-toolkit `--web.config.file` support.
 
 Knows nothing about iSolarCloud: it serves whatever `Site` gives it. One thread per connection; TLS handshakes
 happen in that thread, so a slow or stuck client never holds up another scrape.
@@ -47,7 +47,11 @@ class Site(Protocol):
 
     def index_html(self) -> str: ...
 
-    def ready(self) -> bool: ...
+    def ready(self) -> str | None:
+        """None when ready; else why not, in one line."""
+
+    def reload(self) -> tuple[bool, str]:
+        """Read the configuration again: whether it worked, and a one-line message."""
 
 
 @dataclass
@@ -217,6 +221,40 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
+    def version_string(self) -> str:
+        # The Server header names the program only: no Python (or exporter) version for scanners to match.
+        return self.server_version
+
+    def do_POST(self) -> None:
+        self.do_PUT()
+
+    def do_PUT(self) -> None:
+        """The lifecycle endpoint, as in Prometheus: POST or PUT /-/reload, only with --web.enable-lifecycle."""
+        path = self.path.split("?", 1)[0]
+        # The request body is not used, but must be read off the connection before it can be reused.
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) <= 65536:
+            self.rfile.read(int(length))
+        elif length:
+            self.close_connection = True
+        if not self.server.auth.check(self.headers.get("Authorization")):
+            self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8", False,
+                       {"WWW-Authenticate": 'Basic realm="isolarcloud-exporter"'})
+            return
+        if path != "/-/reload":
+            self._send(405, b"Method not allowed\n", "text/plain; charset=utf-8", False, {"Allow": "GET, HEAD"})
+            return
+        if not self.server.lifecycle:
+            self._send(403, b"Lifecycle API is not enabled (--web.enable-lifecycle); send SIGHUP instead.\n",
+                       "text/plain; charset=utf-8", False)
+            return
+        try:
+            ok, message = self.server.site.reload()
+        except Exception:
+            log.exception("error while reloading")
+            ok, message = False, "internal error"
+        self._send(200 if ok else 500, (message + "\n").encode(), "text/plain; charset=utf-8", False)
+
     def do_HEAD(self) -> None:
         self.do_GET(head=True)
 
@@ -237,9 +275,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/-/healthy":
                 self._send(200, b"Healthy\n", "text/plain; charset=utf-8", head)
             elif path == "/-/ready":
-                ready = site.ready()
-                self._send(200 if ready else 503, b"Ready\n" if ready else b"Not ready: first refresh pending\n",
+                why = site.ready()
+                self._send(200 if why is None else 503, b"Ready\n" if why is None else f"Not ready: {why}\n".encode(),
                            "text/plain; charset=utf-8", head)
+            elif path == "/-/reload":
+                self._send(405, b"Only POST or PUT requests allowed\n", "text/plain; charset=utf-8", head,
+                           {"Allow": "POST, PUT"})
             else:
                 self._send(404, b"Not found\n", "text/plain; charset=utf-8", head)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -276,10 +317,12 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: str, site: Site, web: WebConfig | None = None) -> None:
+    def __init__(self, address: str, site: Site, web: WebConfig | None = None, *, lifecycle: bool = False) -> None:
+        """`lifecycle`: accept POST /-/reload (a state change anyone who reaches the port could trigger)."""
         host, port = parse_listen_address(address)
         web = web or WebConfig()
         self.site = site
+        self.lifecycle = lifecycle
         self.tls = web.tls
         self.allowed_sans = web.client_allowed_sans
         self.auth = _Auth(web.users)

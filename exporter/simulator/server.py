@@ -18,6 +18,12 @@ from .context import Host
 from .envelope import JSON_CT, Reply, Request, serial
 
 MAX_BODY = 4 * 1024 * 1024
+SPA_SHELL = b"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>iSolarCloud (simulated)</title></head>
+<body><p>iSolarCloud simulator: open #/authorized-app?redirectUrl=... to approve access.</p><script>
+var route = "#/authorized-app";
+if (location.hash.indexOf(route) === 0) { location.replace("/authorized-app" + location.hash.slice(route.length)); }
+</script></body></html>
+"""
 
 
 class SimHTTPServer(ThreadingHTTPServer):
@@ -110,6 +116,11 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/timestamp":
             # Documented helper for encrypted calls (server time, UTC ms).
             self._write(Reply(raw=str(int(sim.clock() * 1000)).encode(), content_type="text/plain"))
+        elif url.path == "/":
+            # The portal is a single-page app: its consent page is the route `#/authorized-app?...`, which a
+            # browser never sends to the server. This shell does what the app's router does: it opens the
+            # route (below) with the query that follows the `#/authorized-app`.
+            self._write(Reply(raw=SPA_SHELL, content_type="text/html; charset=utf-8"))
         elif url.path in ("/authorized-app", "/authorize"):
             # Stand-in for the owner's consent page: approve at once and redirect with ?code=.
             query = parse_qs(url.query)
