@@ -228,7 +228,8 @@ class Exporter:
                 continue
             previous = old.get(name)
             try:
-                engine = build_engine(account, config, self.clock, stats=previous.stats if previous else None)
+                engine = build_engine(account, config, self.clock, pacers=self.pacers,
+                                      stats=previous.stats if previous else None)
             except (TokenFileError, OSError) as exc:
                 problems.append(f"account {name} not started: {exc}")
                 continue
