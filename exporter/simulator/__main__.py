@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-fail-keys", choices=("recorded", "table"), default="recorded",
                    help="fail_ps_key_list/fail_sn_list (recorded) or illegal_ps_key_list/illgal_sn_list (table)")
     p.add_argument("--device-claim-key", choices=("mixed", "claim_state", "rel_state", "both"), default="mixed")
+    p.add_argument("--update-time-style", choices=("clock", "data"), default="clock",
+                   help="update_time follows the clock (default) or the plant's data uploads")
+    p.add_argument("--token-answer-shape", choices=("result_data", "top_level", "both"), default="result_data")
+    p.add_argument("--page-size-over-limit", choices=("clamp", "reject"), default="clamp",
+                   help="what a page size above --max-page-size gets")
     p.add_argument("--open-faults", type=int, default=None, metavar="N",
                    help="exactly N open fault/alarm records across the fleet")
     p.add_argument("--appkey", default="DEMOAPPKEY00000000000000000000001")
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         total_key=None if args.total_key == "none" else args.total_key, max_page_size=args.max_page_size,
         expired_token_style=args.expired_token_style, log_requests=args.log_requests,
         install_power_unit=args.install_power_unit, device_fail_keys=args.device_fail_keys,
-        device_claim_key=args.device_claim_key,
+        device_claim_key=args.device_claim_key, update_time_style=args.update_time_style,
+        token_answer_shape=args.token_answer_shape, page_size_over_limit=args.page_size_over_limit,
     )
     if args.open_faults is not None:
         sim.set_open_fault_count(args.open_faults)

@@ -34,6 +34,9 @@ class Context(Protocol):
     install_power_unit: str
     device_fail_keys: str
     device_claim_key: str
+    update_time_style: str
+    token_answer_shape: str
+    page_size_over_limit: str
 
 
 class Host(Protocol):

@@ -17,7 +17,7 @@ from .context import Context
 from .devices import DeviceRegistry
 from .envelope import Reply, Request, envelope, error, serial
 from .faults import REPLACING, Fault, FaultQueue
-from .fleet import Fleet, Plant
+from .fleet import UPDATE_TIME_STYLES, Fleet, Plant
 from .params import eval_times
 from .quota import Quota
 from .server import SimHTTPServer, html_error
@@ -44,6 +44,7 @@ ROUTES: dict[str, tuple[str, Endpoint]] = {
 INSTALL_POWER_UNITS = ("W", "kW")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 TOTAL_KEYS = ("rowCount", "row_count", None)
+TOKEN_ANSWER_SHAPES = ("result_data", "top_level", "both")
 
 
 @dataclass
@@ -92,6 +93,9 @@ class Simulator:
         device_fail_keys: str = "recorded",
         device_claim_key: str = "mixed",
         clock: Callable[[], float] = time.time,
+        update_time_style: str = "clock",
+        token_answer_shape: str = "result_data",
+        page_size_over_limit: str = "clamp",
     ) -> None:
         if total_key not in TOTAL_KEYS:
             raise ValueError(f"total_key must be one of {TOTAL_KEYS}")
@@ -103,6 +107,12 @@ class Simulator:
             raise ValueError(f"device_claim_key must be one of {CLAIM_KEYS}")
         if expired_token_style not in ("envelope", "oauth_error"):
             raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
+        if update_time_style not in UPDATE_TIME_STYLES:
+            raise ValueError(f"update_time_style must be one of {UPDATE_TIME_STYLES}")
+        if token_answer_shape not in TOKEN_ANSWER_SHAPES:
+            raise ValueError(f"token_answer_shape must be one of {TOKEN_ANSWER_SHAPES}")
+        if page_size_over_limit not in ("clamp", "reject"):
+            raise ValueError('page_size_over_limit must be "clamp" or "reject"')
         self.host, self.port = host, port
         self.appkey, self.secret_key = appkey, secret_key
         self.total_key = total_key
@@ -118,6 +128,9 @@ class Simulator:
         self.device_fail_keys = device_fail_keys
         self.device_claim_key = device_claim_key
         self.clock = clock
+        self.update_time_style = update_time_style
+        self.token_answer_shape = token_answer_shape
+        self.page_size_over_limit = page_size_over_limit
         self.fleet = Fleet(seed, plants, clock())
         self.devices = DeviceRegistry(seed)  # lazy: nothing is generated until a plant's devices are asked for
         self.alarms = AlarmBook(seed, self.devices)
