@@ -6,6 +6,8 @@ HTTP server sees it as a `web.Site` through three calls (`metrics`, `index_html`
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,6 +29,7 @@ from .serve import status_page
 from .serve.exposition import Exposition, content_type, wants_openmetrics
 
 SCRAPE_MARGIN = 0.5  # answer this long before Prometheus gives up on the scrape
+KEEPALIVE_CHECK = 900.0  # seconds between the keep-alive thread's looks at the accounts' refresh tokens
 
 
 def build_engine(account: AccountConfig, config: Config, clock: Callable[[], float] = time.time, *,
@@ -60,7 +63,7 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
                                        extra_points=account.realtime.extra_points), account, config, stats),
     ]
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
-                        max_age=config.max_age)
+                        max_age=config.max_age, refresh_token_renew_before=config.refresh_token_renew_before)
     return AccountEngine(settings, session, collections, stats, clock=clock)
 
 
@@ -74,6 +77,8 @@ class Exporter:
         self.exposition = exposition or Exposition()
         for engine in self.engines:
             engine.on_success = self._prerender
+        self._stopping = threading.Event()
+        self._keepalive_thread: threading.Thread | None = None
 
     def _prerender(self) -> None:
         """After a refresh, render the new data in the formats scrapes have asked for, in the refresh thread:
@@ -81,12 +86,30 @@ class Exporter:
         self.exposition.prepare(self.states())
 
     def start(self) -> None:
-        """The first refresh starts at start-up, so /-/ready turns true without waiting for a scrape."""
+        """The first refresh starts at start-up, so /-/ready turns true without waiting for a scrape; the
+        keep-alive thread starts with it."""
         for engine in self.engines:
             engine.trigger()
+        if self._keepalive_thread is None and any(e.auth.mode == "oauth2" for e in self.engines):
+            self._keepalive_thread = threading.Thread(target=self._keepalive_loop, name="token-keepalive",
+                                                      daemon=True)
+            self._keepalive_thread.start()
+
+    def keepalive(self) -> int:
+        """Renew every OAuth2 refresh token that would lapse soon, also when nobody scrapes; the number
+        renewed. What the keep-alive thread runs every KEEPALIVE_CHECK seconds."""
+        return sum(1 for engine in self.engines if engine.keepalive_due() and engine.keepalive())
+
+    def _keepalive_loop(self) -> None:
+        while not self._stopping.wait(KEEPALIVE_CHECK):
+            try:
+                self.keepalive()
+            except Exception:  # never let the thread die: the next look may succeed
+                logging.getLogger(__name__).exception("token keep-alive failed")
 
     def close(self, grace: float = 0.6) -> None:
         """Stop: first let a token rotation in flight save its new refresh token (within `grace` seconds)."""
+        self._stopping.set()
         deadline = time.monotonic() + grace
         for engine in self.engines:
             engine.close(max(0.0, deadline - time.monotonic()))

@@ -100,6 +100,7 @@ class Config:
     scrape_timeout: float = 10.0
     max_response_bytes: int = 32 * 1024 * 1024
     warnings: tuple[str, ...] = ()
+    refresh_token_renew_before: float = 14 * 86400.0
 
     def secrets(self) -> list[str]:
         return [s for a in self.accounts for s in a.auth.secrets()]
@@ -382,6 +383,7 @@ def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path
     http_timeout = parse_duration(top.get("http_timeout", 30), "http_timeout")
     scrape_timeout = parse_duration(top.get("scrape_timeout", 10), "scrape_timeout")
     max_bytes = top.integer("max_response_bytes", 32 * 1024 * 1024, minimum=1024)
+    renew_before = _renew_before(top)
     accounts_data = top.get("accounts")
     if not isinstance(accounts_data, list) or not accounts_data:
         raise ConfigError("accounts: expected a non-empty list of accounts")
@@ -410,7 +412,20 @@ def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path
         scrape_timeout=scrape_timeout,
         max_response_bytes=max_bytes,
         warnings=tuple(warnings),
+        refresh_token_renew_before=renew_before,
     )
+
+
+def _renew_before(top: _Section) -> float:
+    """When an OAuth2 refresh token (30 days) is renewed in the background without scrapes: between a day (one
+    renewal attempt a day leaves at least one) and 29 days."""
+    raw = top.get("refresh_token_renew_before")
+    if raw is None:
+        return 14 * 86400.0
+    seconds = parse_duration(raw, "refresh_token_renew_before")
+    if not 86400 <= seconds <= 29 * 86400:
+        raise ConfigError(f"refresh_token_renew_before: must be between 1d and 29d, got {raw!r}")
+    return seconds
 
 
 def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Config:
