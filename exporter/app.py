@@ -15,12 +15,14 @@ from . import __version__
 from .collect.collection import Collection
 from .collect.engine import AccountEngine, Settings
 from .collect.plant_list import PlantListCollection
+from .collect.quota import QuotaCollection
 from .collect.realtime import RealtimeCollection
 from .collect.stats import Stats
 from .config import AccountConfig, Config
 from .data import AccountState
 from .fetch.auth import Auth, LoginAuth, OAuth2Auth
 from .fetch.plants import PlantListApi
+from .fetch.quota import CallInfoApi
 from .fetch.realtime import RealtimeApi
 from .fetch.session import ApiSession
 from .fetch.transport import Gateway, Recorder, Transport
@@ -61,9 +63,11 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
                             stats),
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
+        QuotaCollection(CallInfoApi(session), account),
     ]
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
-                        max_age=config.max_age, refresh_token_renew_before=config.refresh_token_renew_before)
+                        max_age=config.max_age, refresh_token_renew_before=config.refresh_token_renew_before,
+                        budget_auto=account.api_budget_auto, budget_margin=account.api_quota.margin)
     return AccountEngine(settings, session, collections, stats, clock=clock)
 
 

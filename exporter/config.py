@@ -56,6 +56,19 @@ class RealtimeConfig:
 
 
 @dataclass(frozen=True)
+class ApiQuotaConfig:
+    """getOpenApiCallInfo for login apps: how often, and the part of the quota `api_budget_per_hour: auto`
+    leaves unused."""
+
+    enabled: bool = True
+    interval: float = 900.0
+    margin: float = 0.2
+
+
+DEFAULT_BUDGET = 1000  # calls per hour: half the ~2000/hour commonly reported; also auto's budget until it knows
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     mode: str
     appkey: str
@@ -89,6 +102,8 @@ class AccountConfig:
     strict_row_count: bool = True
     authorize_host: str | None = None
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    api_budget_auto: bool = False  # `api_budget_per_hour: auto`: follow the quota getOpenApiCallInfo reports
+    api_quota: ApiQuotaConfig = field(default_factory=ApiQuotaConfig)
 
 
 @dataclass(frozen=True)
@@ -314,6 +329,37 @@ def budget_share(section: _Section, name: str, default: float) -> float:
     return float(value)
 
 
+def _api_quota(data: Any, path: str) -> ApiQuotaConfig:
+    if data is None:
+        return ApiQuotaConfig()
+    section = _Section(data, path)
+    enabled = section.boolean("enabled", True)
+    interval_raw = section.get("interval")
+    interval = parse_duration(interval_raw, section.key("interval")) if interval_raw is not None else 900.0
+    margin = section.get("margin", 0.2)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 0.9:
+        raise ConfigError(f"{section.key('margin')}: expected a fraction of the quota between 0 and 0.9, "
+                          f"got {margin!r}")
+    section.finish()
+    return ApiQuotaConfig(enabled=enabled, interval=interval, margin=float(margin))
+
+
+def _api_budget(section: _Section, mode: str, quota: ApiQuotaConfig) -> tuple[int, bool]:
+    """`api_budget_per_hour`: a number of calls, or `auto` (login apps: follow getOpenApiCallInfo)."""
+    raw = section.get("api_budget_per_hour")
+    key = section.key("api_budget_per_hour")
+    if isinstance(raw, str) and raw != "auto":
+        raise ConfigError(f"{key}: expected a number of calls per hour or auto, got {raw!r}")
+    if raw != "auto":
+        return section.integer("api_budget_per_hour", DEFAULT_BUDGET, minimum=1), False
+    if mode != "login":
+        raise ConfigError(f"{key}: auto needs auth.mode login (getOpenApiCallInfo, which reports the quota, is "
+                          "documented for login apps only); give a number of calls per hour")
+    if not quota.enabled:
+        raise ConfigError(f"{key}: auto needs api_quota.enabled (the quota is what it follows)")
+    return DEFAULT_BUDGET, True
+
+
 _TZ_RE = re.compile(r"^(plant|UTC|[+-]\d{2}:\d{2})$")
 
 
@@ -339,6 +385,8 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
     if auth_data is None:
         raise ConfigError(f"{section.key('auth')}: required")
     auth = _auth(_Section(auth_data, section.key("auth")), env, base_dir, name)
+    quota = _api_quota(section.get("api_quota"), section.key("api_quota"))
+    budget, budget_auto = _api_budget(section, auth.mode, quota)
     api_tz = section.string("api_time_zone", "plant") or "plant"
     if not _TZ_RE.match(api_tz):
         raise ConfigError(f"{section.key('api_time_zone')}: expected plant, UTC or +HH:MM, got {api_tz!r}")
@@ -352,11 +400,13 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         ps_name=section.string("ps_name"),
         page_size=section.integer("page_size", 100, minimum=1, maximum=1000),
         lang=section.string("lang", "_en_US") or "_en_US",
-        api_budget_per_hour=section.integer("api_budget_per_hour", 1000, minimum=1),
+        api_budget_per_hour=budget,
         api_time_zone=api_tz,
         strict_row_count=section.boolean("strict_row_count", True),
         authorize_host=section.string("authorize_host"),
         realtime=_realtime(section.get("realtime"), section.key("realtime")),
+        api_budget_auto=budget_auto,
+        api_quota=quota,
     )
     section.finish()
     return account

@@ -157,6 +157,26 @@ class Production:
     generation: int = 0
 
 
+@dataclass(frozen=True)
+class ApiQuota:
+    """The app's call quota and its use, as `getOpenApiCallInfo` reports them (login apps). None: not reported.
+
+    It has no `generation` on purpose: it is per-scrape status, compared by value, and a new answer must not make
+    the cached plant section render again."""
+
+    hour_limit: int | None  # calls per hour: the smallest of the day's hourly limits
+    day_limit: int | None  # calls per day
+    hour_used: int | None  # calls of the app in the current hour, by every client of the app
+    day_used: int | None  # calls of the app today
+    taken_at: float = 0.0
+
+    def hourly_allowance(self) -> int | None:
+        """Calls per hour the quota allows when spent evenly: the hourly limit, or the daily one over 24 hours,
+        whichever is smaller; None when neither is reported."""
+        limits = [x for x in (self.hour_limit, self.day_limit / 24 if self.day_limit else None) if x]
+        return int(min(limits)) if limits else None
+
+
 # -- health of an account, as a scrape sees it --------------------------------------------------------------
 
 
@@ -211,9 +231,10 @@ class AccountState:
     collections: tuple[CollectionState, ...] = ()
     # Published data besides the plant list (DATA_SLOTS): None when missing or stale.
     production: Production | None = None
+    quota: ApiQuota | None = None
 
 
 # The fields of AccountState holding published data: a collection publishes its objects under these names
 # (None in a state when missing or older than the collection's max_age). A new kind of data adds its field above
 # (default None) and its name here.
-DATA_SLOTS = frozenset({"plants", "production"})
+DATA_SLOTS = frozenset({"plants", "production", "quota"})

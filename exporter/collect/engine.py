@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..data import DATA_SLOTS, AccountState, CollectionState, PlantList
+from ..data import DATA_SLOTS, AccountState, ApiQuota, CollectionState, PlantList
 from ..fetch.auth import Auth, OAuth2Auth
 from ..fetch.envelope import ApiError, CredentialError, QuotaError, TokenError
 from ..fetch.session import ApiSession
@@ -45,6 +45,10 @@ class Settings:
     max_age: float | None  # configured; None = 3 x each collection's wanted interval
     # An OAuth2 refresh token with less than this left is renewed in the background (`keepalive`).
     refresh_token_renew_before: float = 14 * 86400.0
+    # `api_budget_per_hour: auto`: the budget is the app's quota (the "quota" slot) less this margin, and
+    # `budget` until the quota is known.
+    budget_auto: bool = False
+    budget_margin: float = 0.2
 
 
 @dataclass
@@ -120,7 +124,13 @@ class AccountEngine:
             return self.generation
 
     def _budget(self) -> int:
-        """The hourly budget the account's calls must fit."""
+        """The hourly budget the account's calls must fit: the configured one, or with `auto` the app's quota
+        less the margin. The last quota answer counts however old it is (a limit is configuration, not a
+        measurement); before the first one the configured fallback does."""
+        if self.settings.budget_auto:
+            allowance = self._allowance()
+            if allowance:
+                return max(1, math.floor(allowance * (1.0 - self.settings.budget_margin)))
         return self.settings.budget
 
     def _allocate(self, now: float) -> dict[str, Share]:
@@ -283,6 +293,7 @@ class AccountEngine:
             self._failed(collection, run, error, now)
             outcome.errors.append(error)
             return error
+        budget = self._budget()
         with self.lock:
             for slot, data in published.items():
                 self.slots[slot] = (collection.name, data)
@@ -290,7 +301,15 @@ class AccountEngine:
             run.last_success = run.last_attempt = now
             run.next_due = collection.next_due(now, self._share(collection), self.primary.wanted_interval())
         outcome.published = True
+        if self._budget() != budget:
+            self.log.info("hourly API budget now %d calls (api_budget_per_hour auto: the app's quota of %s calls "
+                          "per hour less %g%%)", self._budget(), self._allowance(),
+                          100 * self.settings.budget_margin)
         return None
+
+    def _allowance(self) -> int | None:
+        quota = self._data("quota")
+        return quota.hourly_allowance() if isinstance(quota, ApiQuota) else None
 
     def _defer(self, collection: Collection, run: _Run, now: float, used: int, planned: int) -> None:
         hour = int(now // 3600)

@@ -169,6 +169,28 @@ class StatusCollector(Collector):
                 c_max_age.add_metric([a, c.name], c.max_age)
         yield from (up, plants, duration, success, refreshes, requests, auth, expiry, budget, hour_calls, interval,
                     max_age, backoff, rt_failed, units, c_up, c_interval, c_success, c_budget, c_max_age)
+        yield from quota_families(states)
         info = InfoMetricFamily("isolarcloud_exporter_build", "Exporter version; value 1.")
         info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield info
+
+
+def quota_families(states: Sequence[AccountState]) -> Iterator[Metric]:
+    """The app's quota as getOpenApiCallInfo reports it (login apps), beside the budget; absent when unknown."""
+    limit = GaugeMetricFamily("isolarcloud_api_quota_calls",
+                              "The app's API call quota per period (hour: the smallest hourly limit of the day; "
+                              "day) as getOpenApiCallInfo reports it (login apps).", labels=["account", "period"])
+    used = GaugeMetricFamily("isolarcloud_api_quota_used_calls",
+                             "API calls of the app in the current period (hour, day) as getOpenApiCallInfo reports "
+                             "them: every client of the app counts, not only this exporter.",
+                             labels=["account", "period"])
+    for s in states:
+        q = s.quota
+        if q is None:
+            continue
+        for period, cap, spent in (("hour", q.hour_limit, q.hour_used), ("day", q.day_limit, q.day_used)):
+            if cap is not None:
+                limit.add_metric([s.name, period], cap)
+            if spent is not None:
+                used.add_metric([s.name, period], spent)
+    yield from (limit, used)
