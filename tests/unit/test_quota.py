@@ -143,5 +143,5 @@ def test_bad_quota_keys_name_the_key(key: str, value: Any, message: str) -> None
         return
     account["api_quota"] = {"enabled": False}
     account["api_budget_per_hour"] = "auto"
-    with pytest.raises(ConfigError, match="auto needs api_quota.enabled"):
+    with pytest.raises(ConfigError, match=r"auto needs api_quota\.enabled"):
         parse_config({"accounts": [account]}, env={})
