@@ -53,6 +53,8 @@ class RealtimeConfig:
     extra_points: tuple[str, ...] = ()
     interval: float | None = None  # None: refresh_interval
     min_budget_share: float = 0.5
+    skip_unchanged: bool = False  # a plant whose update_time stood still keeps its values, unfetched ...
+    unchanged_max_age: float = 3600.0  # ... for at most this long
 
 
 @dataclass(frozen=True)
@@ -316,9 +318,13 @@ def _realtime(data: Any, path: str) -> RealtimeConfig:
     interval_raw = section.get("interval")
     interval = parse_duration(interval_raw, section.key("interval")) if interval_raw is not None else None
     share = budget_share(section, "min_budget_share", 0.5)
+    skip = section.boolean("skip_unchanged", False)
+    max_age_raw = section.get("unchanged_max_age")
+    unchanged_max_age = (parse_duration(max_age_raw, section.key("unchanged_max_age"))
+                         if max_age_raw is not None else 3600.0)
     section.finish()
     return RealtimeConfig(enabled=enabled, batch_size=batch_size, extra_points=tuple(points), interval=interval,
-                          min_budget_share=share)
+                          min_budget_share=share, skip_unchanged=skip, unchanged_max_age=unchanged_max_age)
 
 
 def budget_share(section: _Section, name: str, default: float) -> float:

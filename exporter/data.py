@@ -155,6 +155,9 @@ class Production:
     point_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # extra point id → (name, unit)
     taken_at: float = 0.0
     generation: int = 0
+    # ps_id → when its values were read (realtime.skip_unchanged: a plant whose update_time stood still keeps
+    # older values); empty when every plant's values are from the pass at taken_at.
+    fetched_at: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -271,8 +271,20 @@ class AccountEngine:
             self.log.exception("collection %s failed to plan its run", collection.name)
             planned = 0
         if planned <= 0:
+            try:
+                idle = collection.idle(cycle)
+            except Exception:  # a bug must not kill the engine
+                self.log.exception("collection %s failed to republish its data", collection.name)
+                idle = {}
             with self.lock:
+                for slot, data in idle.items():
+                    self.slots[slot] = (collection.name, data)
+                if idle:  # its data is current without a call: a successful run at no cost
+                    run.up, run.failures, run.last_error = True, 0, None
+                    run.last_success = run.last_attempt = now
                 run.next_due = now + min(share.interval, self.primary.wanted_interval())
+            if idle:
+                outcome.published = True
             return None
         used = self.stats.calls_this_hour(now)
         if used + planned > self._budget():

@@ -70,6 +70,10 @@ PLANT_FAMILIES: tuple[Family, ...] = (
              + CACHED, "counter" if q.counter else "gauge", _quantity(q.key))
       for q in QUANTITIES),
 )
+REALTIME_TIMESTAMP = "isolarcloud_plant_realtime_timestamp_seconds"
+REALTIME_TIMESTAMP_HELP = ("When the plant's real-time values were read from the cloud (Unix time); only for accounts "
+                           "with realtime.skip_unchanged, where a plant whose update_time stood still keeps older "
+                           "values." + CACHED)
 POINT_VALUE = "isolarcloud_plant_point_value"
 POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit conversion; see the unit label)."
                     + CACHED)
