@@ -136,6 +136,21 @@ def test_the_token_answer_shape_and_the_rotated_token_is_saved(make_sim: Callabl
     assert value(running.metrics(), "isolarcloud_up", account="home") == 1
 
 
+def test_a_running_exporter_carries_on_with_the_token_the_probe_rotated(
+        make_sim: Callable[..., Simulator], clock: Clock, tmp_path: Path,
+        run_exporter: Callable[..., Running]) -> None:
+    sim = make_sim(plants=5, clock=clock)  # a refresh revokes the access token issued with the spent one
+    account = oauth_account(sim, tmp_path / "tokens.json", name="home")
+    running = run_exporter({"accounts": [account]}, clock=clock, start=False)
+    running.refresh_now()
+    probe(sim, clock, tmp_path, wait=0, account=account)
+    clock.advance(300)
+    running.refresh_now()  # its access token was revoked: it refreshes with the token file's newer token
+    found = running.metrics()
+    assert value(found, "isolarcloud_up", account="home") == 1
+    assert value(found, "isolarcloud_auth_total", account="home", kind="refresh", result="failure") is None
+
+
 @pytest.mark.parametrize(("style", "result"), [("envelope", "E00003"), ("oauth_error", "oauth_invalid_token")])
 def test_how_a_rejected_token_is_answered(make_sim: Callable[..., Simulator], clock: Clock, tmp_path: Path,
                                           style: str, result: str) -> None:
