@@ -19,6 +19,7 @@ from . import __version__
 from .collect.collection import Collection
 from .collect.engine import AccountEngine, Settings
 from .collect.plant_list import PlantListCollection
+from .collect.quota import QuotaCollection
 from .collect.realtime import RealtimeCollection
 from .collect.stats import Stats
 from .config import AccountConfig, Config, ConfigError
@@ -26,6 +27,7 @@ from .data import AccountState
 from .fetch.auth import Auth, LoginAuth, OAuth2Auth, TokenFile, TokenFileError
 from .fetch.pacing import Pace, Pacers
 from .fetch.plants import PlantListApi
+from .fetch.quota import CallInfoApi
 from .fetch.realtime import RealtimeApi
 from .fetch.session import ApiSession
 from .fetch.transport import Gateway, Recorder, Transport
@@ -39,6 +41,7 @@ SCRAPE_MARGIN = 0.5  # answer this long before Prometheus gives up on the scrape
 # How long a reload waits for a token refresh in flight of an account it restarts (the refresh's HTTP call has
 # its own deadline, http_timeout; this bounds the wait if that is longer).
 RELEASE_TIMEOUT = 35.0
+KEEPALIVE_CHECK = 900.0  # seconds between the keep-alive thread's looks at the accounts' refresh tokens
 
 
 def build_engine(account: AccountConfig, config: Config, clock: Callable[[], float] = time.time, *,
@@ -75,9 +78,11 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
                             stats),
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
+        QuotaCollection(CallInfoApi(session), account),
     ]
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
-                        max_age=config.max_age)
+                        max_age=config.max_age, refresh_token_renew_before=config.refresh_token_renew_before,
+                        budget_auto=account.api_budget_auto, budget_margin=account.api_quota.margin)
     return AccountEngine(settings, session, collections, stats, clock=clock)
 
 
@@ -125,6 +130,8 @@ class Exporter:
             PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR])
         for engine in self.engines:
             engine.on_success = self._prerender
+        self._stopping = threading.Event()
+        self._keepalive_thread: threading.Thread | None = None
 
     def _prerender(self) -> None:
         """After a refresh, render the new data in the formats scrapes have asked for, in the refresh thread:
@@ -132,12 +139,30 @@ class Exporter:
         self.exposition.prepare(self.states())
 
     def start(self) -> None:
-        """The first refresh starts at start-up, so /-/ready turns true without waiting for a scrape."""
+        """The first refresh starts at start-up, so /-/ready turns true without waiting for a scrape; the
+        keep-alive thread starts with it."""
         for engine in self.engines:
             engine.trigger()
+        if self._keepalive_thread is None and any(e.auth.mode == "oauth2" for e in self.engines):
+            self._keepalive_thread = threading.Thread(target=self._keepalive_loop, name="token-keepalive",
+                                                      daemon=True)
+            self._keepalive_thread.start()
+
+    def keepalive(self) -> int:
+        """Renew every OAuth2 refresh token that would lapse soon, also when nobody scrapes; the number
+        renewed. What the keep-alive thread runs every KEEPALIVE_CHECK seconds."""
+        return sum(1 for engine in self.engines if engine.keepalive_due() and engine.keepalive())
+
+    def _keepalive_loop(self) -> None:
+        while not self._stopping.wait(KEEPALIVE_CHECK):
+            try:
+                self.keepalive()
+            except Exception:  # never let the thread die: the next look may succeed
+                logging.getLogger(__name__).exception("token keep-alive failed")
 
     def close(self, grace: float = 0.6) -> None:
         """Stop: first let a token rotation in flight save its new refresh token (within `grace` seconds)."""
+        self._stopping.set()
         deadline = time.monotonic() + grace
         with self._reload_lock:  # not halfway through a reload
             for engine in self.engines:

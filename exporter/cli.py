@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -22,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 from . import __version__
 from .app import Exporter, check_token_files
-from .config import Config, ConfigError, authorization_page, load_config, parse_config
+from .config import Config, ConfigError, authorization_page, load_config, parse_config, parse_duration
 from .fetch.auth import OAuth2Auth, TokenFile, TokenFileError, Tokens, authorize_url
 from .fetch.envelope import ApiError
 from .fetch.transport import Transport
@@ -42,8 +43,9 @@ class _Parser(argparse.ArgumentParser):
 def _serve_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="isolarcloud-exporter",
                 description="Prometheus exporter for the Sungrow iSolarCloud cloud API.",
-                epilog="Subcommands: `authorize` sets up OAuth2 tokens, `assets` writes the Prometheus rules and "
-                       "Grafana dashboards (`isolarcloud-exporter <subcommand> --help`).")
+                epilog="Subcommands: `authorize` sets up OAuth2 tokens, `probe` learns an account's limits, "
+                       "`assets` writes the Prometheus rules and Grafana dashboards "
+                       "(`isolarcloud-exporter <subcommand> --help`).")
     p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file")
     p.add_argument("--config.check", dest="config_check", action="store_true",
                    help="validate the configuration (and --web.config.file), print the result, exit 0 or 2")
@@ -94,6 +96,22 @@ def _assets_parser() -> argparse.ArgumentParser:
                             "(grafana/) of this version into a directory.")
     p.add_argument("--output", required=True, metavar="DIR", help="where prometheus/ and grafana/ are written")
     p.add_argument("--force", action="store_true", help="overwrite files that exist already")
+    return p
+
+
+def _probe_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="isolarcloud-exporter probe",
+                description="A short, read-only experiment against one account: which total key the plant list "
+                            "uses, the largest page size and real-time batch the gateway serves, the token "
+                            "answer's shape, the time-zone sign of update_time, whether update_time moves with "
+                            "the values, the app's quota. Prints a report and the configuration it suggests.")
+    p.add_argument("--config.file", dest="config_file", required=True, metavar="PATH")
+    p.add_argument("--account", required=True, help="account name from the configuration")
+    p.add_argument("--output", metavar="FILE",
+                   help="also write the report as JSON, for a bug report (no secrets, no personal data)")
+    p.add_argument("--wait", default="6m", metavar="DURATION",
+                   help="time between the two looks at the data, to see whether update_time moves with the values "
+                        "(the cloud updates about every 5 minutes; default 6m, 0 skips that question)")
     return p
 
 
@@ -287,6 +305,45 @@ def authorize(args: argparse.Namespace) -> int:
     return 0
 
 
+def probe(args: argparse.Namespace, *, clock: Callable[[], float] = time.time,
+          sleep: Callable[[float], None] = time.sleep) -> int:
+    """Exit 0 with a report; 1 when the probe had to stop early (the report says why); 2 for bad input."""
+    from .probe import ProbeInputError, render_text, run_probe, write_json
+
+    setup_logging("warning", "logfmt")
+    try:
+        config = load_config(args.config_file)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    account = next((a for a in config.accounts if a.name == args.account), None)
+    if account is None:
+        return _fail(f"--account: no account named {args.account!r} in {args.config_file}")
+    try:
+        wait = 0.0 if str(args.wait).strip() in ("0", "0s") else parse_duration(args.wait, "--wait")
+    except ConfigError as exc:
+        return _fail(str(exc))
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        if output.is_dir():
+            return _fail(f"--output: {output} is a directory")
+        if not output.parent.is_dir() or not os.access(output.parent, os.W_OK):
+            return _fail(f"--output: cannot write to directory {output.parent}")
+    register_secrets(config.secrets())
+
+    def progress(message: str) -> None:
+        print(f"probe: {message}", file=sys.stderr, flush=True)
+
+    try:
+        report = run_probe(account, config, wait=wait, clock=clock, sleep=sleep, progress=progress)
+    except (ProbeInputError, TokenFileError) as exc:
+        return _fail(str(exc))
+    print(render_text(report), end="")
+    if output is not None:
+        write_json(output, report)
+        print(f"Report written to {output} (no secrets, no personal data: fit for a bug report).")
+    return 1 if report.result.stopped else 0
+
+
 def assets(args: argparse.Namespace) -> int:
     """Copy the shipped rules and dashboards out of the installed package, so a pip user has them too."""
     sources = shipped_assets()
@@ -336,6 +393,7 @@ def shipped_assets() -> list[tuple[str, Path]] | None:
 SUBCOMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
     "authorize": (_authorize_parser, authorize),
     "assets": (_assets_parser, assets),
+    "probe": (_probe_parser, probe),
 }
 
 

@@ -63,6 +63,21 @@ class RealtimeConfig:
     extra_points: tuple[str, ...] = ()
     interval: float | None = None  # None: refresh_interval
     min_budget_share: float = 0.5
+    skip_unchanged: bool = False  # a plant whose update_time stood still keeps its values, unfetched ...
+    unchanged_max_age: float = 3600.0  # ... for at most this long
+
+
+@dataclass(frozen=True)
+class ApiQuotaConfig:
+    """getOpenApiCallInfo for login apps: how often, and the part of the quota `api_budget_per_hour: auto`
+    leaves unused."""
+
+    enabled: bool = True
+    interval: float = 900.0
+    margin: float = 0.2
+
+
+DEFAULT_BUDGET = 1000  # calls per hour: half the ~2000/hour commonly reported; also auto's budget until it knows
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,8 @@ class AccountConfig:
     authorize_cloud_id: int | None = None
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    api_budget_auto: bool = False  # `api_budget_per_hour: auto`: follow the quota getOpenApiCallInfo reports
+    api_quota: ApiQuotaConfig = field(default_factory=ApiQuotaConfig)
 
 
 # The largest realistic answer is a legacy plant-list page at the largest page_size (1000 rows, ~1.7 MB; 170 kB at
@@ -128,6 +145,7 @@ class Config:
     scrape_timeout: float = 10.0
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     warnings: tuple[str, ...] = ()
+    refresh_token_renew_before: float = 14 * 86400.0
 
     def secrets(self) -> list[str]:
         return [s for a in self.accounts for s in a.auth.secrets()]
@@ -350,9 +368,13 @@ def _realtime(data: Any, path: str) -> RealtimeConfig:
     interval_raw = section.get("interval")
     interval = parse_duration(interval_raw, section.key("interval")) if interval_raw is not None else None
     share = budget_share(section, "min_budget_share", 0.5)
+    skip = section.boolean("skip_unchanged", False)
+    max_age_raw = section.get("unchanged_max_age")
+    unchanged_max_age = (parse_duration(max_age_raw, section.key("unchanged_max_age"))
+                         if max_age_raw is not None else 3600.0)
     section.finish()
     return RealtimeConfig(enabled=enabled, batch_size=batch_size, extra_points=tuple(points), interval=interval,
-                          min_budget_share=share)
+                          min_budget_share=share, skip_unchanged=skip, unchanged_max_age=unchanged_max_age)
 
 
 def _rate_limit(data: Any, path: str) -> RateLimitConfig:
@@ -380,6 +402,37 @@ def budget_share(section: _Section, name: str, default: float) -> float:
     return float(value)
 
 
+def _api_quota(data: Any, path: str) -> ApiQuotaConfig:
+    if data is None:
+        return ApiQuotaConfig()
+    section = _Section(data, path)
+    enabled = section.boolean("enabled", True)
+    interval_raw = section.get("interval")
+    interval = parse_duration(interval_raw, section.key("interval")) if interval_raw is not None else 900.0
+    margin = section.get("margin", 0.2)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 0.9:
+        raise ConfigError(f"{section.key('margin')}: expected a fraction of the quota between 0 and 0.9, "
+                          f"got {margin!r}")
+    section.finish()
+    return ApiQuotaConfig(enabled=enabled, interval=interval, margin=float(margin))
+
+
+def _api_budget(section: _Section, mode: str, quota: ApiQuotaConfig) -> tuple[int, bool]:
+    """`api_budget_per_hour`: a number of calls, or `auto` (login apps: follow getOpenApiCallInfo)."""
+    raw = section.get("api_budget_per_hour")
+    key = section.key("api_budget_per_hour")
+    if isinstance(raw, str) and raw != "auto":
+        raise ConfigError(f"{key}: expected a number of calls per hour or auto, got {raw!r}")
+    if raw != "auto":
+        return section.integer("api_budget_per_hour", DEFAULT_BUDGET, minimum=1), False
+    if mode != "login":
+        raise ConfigError(f"{key}: auto needs auth.mode login (getOpenApiCallInfo, which reports the quota, is "
+                          "documented for login apps only); give a number of calls per hour")
+    if not quota.enabled:
+        raise ConfigError(f"{key}: auto needs api_quota.enabled (the quota is what it follows)")
+    return DEFAULT_BUDGET, True
+
+
 _TZ_RE = re.compile(r"^(plant|UTC|[+-]\d{2}:\d{2})$")
 
 
@@ -405,6 +458,8 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
     if auth_data is None:
         raise section.missing("auth", f"{section.key('auth')}: required")
     auth = _auth(_Section(auth_data, section.key("auth")), env, base_dir, name)
+    quota = _api_quota(section.get("api_quota"), section.key("api_quota"))
+    budget, budget_auto = _api_budget(section, auth.mode, quota)
     api_tz = section.string("api_time_zone", "plant") or "plant"
     if not _TZ_RE.match(api_tz):
         raise ConfigError(f"{section.key('api_time_zone')}: expected plant, UTC or +HH:MM, got {api_tz!r}")
@@ -418,7 +473,7 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         ps_name=section.string("ps_name"),
         page_size=section.integer("page_size", 100, minimum=1, maximum=1000),
         lang=section.string("lang", "_en_US") or "_en_US",
-        api_budget_per_hour=section.integer("api_budget_per_hour", 1000, minimum=1),
+        api_budget_per_hour=budget,
         api_time_zone=api_tz,
         strict_row_count=section.boolean("strict_row_count", True),
         authorize_host=_authorize_host(section),
@@ -426,6 +481,8 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
             "authorize_cloud_id") else None,
         realtime=_realtime(section.get("realtime"), section.key("realtime")),
         rate_limit=_rate_limit(section.get("rate_limit"), section.key("rate_limit")),
+        api_budget_auto=budget_auto,
+        api_quota=quota,
     )
     section.finish()
     return account
@@ -479,6 +536,7 @@ def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path
     http_timeout = parse_duration(top.get("http_timeout", 30), "http_timeout")
     scrape_timeout = parse_duration(top.get("scrape_timeout", 10), "scrape_timeout")
     max_bytes = top.integer("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, minimum=1024)
+    renew_before = _renew_before(top)
     accounts_data = top.get("accounts")
     if accounts_data is None:
         raise top.missing("accounts", "accounts: required, a non-empty list of accounts")
@@ -509,7 +567,20 @@ def parse_config(data: Any, *, env: dict[str, str] | None = None, base_dir: Path
         scrape_timeout=scrape_timeout,
         max_response_bytes=max_bytes,
         warnings=tuple(warnings),
+        refresh_token_renew_before=renew_before,
     )
+
+
+def _renew_before(top: _Section) -> float:
+    """When an OAuth2 refresh token (30 days) is renewed in the background without scrapes: between a day (one
+    renewal attempt a day leaves at least one) and 29 days."""
+    raw = top.get("refresh_token_renew_before")
+    if raw is None:
+        return 14 * 86400.0
+    seconds = parse_duration(raw, "refresh_token_renew_before")
+    if not 86400 <= seconds <= 29 * 86400:
+        raise ConfigError(f"refresh_token_renew_before: must be between 1d and 29d, got {raw!r}")
+    return seconds
 
 
 def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> Config:

@@ -160,6 +160,29 @@ class Production:
     point_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # extra point id → (name, unit)
     taken_at: float = 0.0
     generation: int = 0
+    # ps_id → when its values were read (realtime.skip_unchanged: a plant whose update_time stood still keeps
+    # older values); empty when every plant's values are from the pass at taken_at.
+    fetched_at: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiQuota:
+    """The app's call quota and its use, as `getOpenApiCallInfo` reports them (login apps). None: not reported.
+
+    It has no `generation` on purpose: it is per-scrape status, compared by value, and a new answer must not make
+    the cached plant section render again."""
+
+    hour_limit: int | None  # calls per hour: the smallest of the day's hourly limits
+    day_limit: int | None  # calls per day
+    hour_used: int | None  # calls of the app in the current hour, by every client of the app
+    day_used: int | None  # calls of the app today
+    taken_at: float = 0.0
+
+    def hourly_allowance(self) -> int | None:
+        """Calls per hour the quota allows when spent evenly: the hourly limit, or the daily one over 24 hours,
+        whichever is smaller; None when neither is reported."""
+        limits = [x for x in (self.hour_limit, self.day_limit / 24 if self.day_limit else None) if x]
+        return int(min(limits)) if limits else None
 
 
 # -- health of an account, as a scrape sees it --------------------------------------------------------------
@@ -227,9 +250,10 @@ class AccountState:
     production: Production | None = None
     # When the next refresh cycle may start (Unix time): the earliest due collection, or the back-off's end.
     next_attempt: float | None = None
+    quota: ApiQuota | None = None
 
 
 # The fields of AccountState holding published data: a collection publishes its objects under these names
 # (None in a state when missing or older than the collection's max_age). A new kind of data adds its field above
 # (default None) and its name here.
-DATA_SLOTS = frozenset({"plants", "production"})
+DATA_SLOTS = frozenset({"plants", "production", "quota"})

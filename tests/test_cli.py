@@ -127,7 +127,7 @@ def test_authorize_refuses_a_login_account(tmp_path: Path) -> None:
 def test_authorize_reads_tokens_at_the_top_level_too(fields: str, tmp_path: Path) -> None:
     """A gateway that answers the code exchange with the tokens at the top level (as a peer client reads them),
     beside or instead of result_data."""
-    with Simulator(plants=3, seed=32, token_fields=fields) as sim:
+    with Simulator(plants=3, seed=32, token_answer_shape=fields) as sim:
         token_file = tmp_path / "tokens.json"
         redirect = "https://example.com/callback"
         config = {"accounts": [{"name": "home", "region": "europe", "base_url": sim.url,

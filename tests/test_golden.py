@@ -17,7 +17,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as om_gener
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from exporter import __version__
-from exporter.data import AccountState, CollectionState, Plant, PlantList, Production, StatsView
+from exporter.data import AccountState, ApiQuota, CollectionState, Plant, PlantList, Production, StatsView
 from exporter.serve.exposition import Exposition
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -49,7 +49,7 @@ PRODUCTION = Production(
             "1002": {"power_watts": 0.0, "energy_joules": 0.0, "installed_power_watts": 10_000.0}},
     extra={"1001": {"83016": 21.5, "83025": 3.0}},
     point_names={"83016": ("Plant ambient temperature", "℃"), "83025": ('Equivalent "hours"', "h")},
-    taken_at=T, generation=2)
+    taken_at=T, generation=2, fetched_at={"1001": T - 600, "1002": T})
 STATS = StatsView(api_requests={("queryPowerStationList", "1"): 3, ("getPowerStationRealTimeData", "E999"): 1},
                   auth={("refresh", "success"): 2}, refreshes={"success": 5, "error": 1},
                   unknown_units={"hp": 1}, realtime_failed_plants=2, calls_this_hour=4,
@@ -71,7 +71,8 @@ STATES = [
     AccountState(name="stale", auth_mode="login", gateway="https://augateway.isolarcloud.com", plants=None,
                  production=None, up=False, attempted=True, last_success=None, last_attempt=T, last_error="x",
                  duration=None, backoff_until=T + 900, interval=300.0, max_age=900.0, budget=500,
-                 stats=StatsView({}, {}, {}, {}, 0, 0), token_expiries={}, collections=()),
+                 stats=StatsView({}, {}, {}, {}, 0, 0), token_expiries={}, collections=(),
+                 quota=ApiQuota(hour_limit=2000, day_limit=48000, hour_used=17, day_used=None, taken_at=T)),
 ]
 
 
@@ -113,3 +114,7 @@ def test_the_golden_files_show_what_they_must() -> None:
     assert 'isolarcloud_collection_up{account="home",collection="realtime"} 0.0' in text
     assert 'account="stale",ps_id' not in text  # no data, no plant series
     assert 'isolarcloud_up{account="stale"} 0.0' in text
+    assert 'isolarcloud_api_quota_calls{account="stale",period="day"} 48000.0' in text
+    assert 'isolarcloud_api_quota_used_calls{account="stale",period="day"}' not in text  # not reported: absent
+    assert ('isolarcloud_plant_realtime_timestamp_seconds{account="home",ps_id="1001",ps_name="Roof",'
+            'ps_type="residential_pv"} 1.7499994e+09') in text

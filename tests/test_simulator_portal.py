@@ -131,7 +131,7 @@ def test_varied_legacy_units() -> None:
 
 @pytest.mark.parametrize("fields", ["result_data", "both", "top_level"])
 def test_token_fields_scenario(fields: str) -> None:
-    with Simulator(plants=3, token_fields=fields) as sim:
+    with Simulator(plants=3, token_answer_shape=fields) as sim:
         code = sim.create_authorization_code("http://localhost/cb")
         doc = post(sim, "/openapi/apiManage/token", {"grant_type": "authorization_code", "code": code,
                                                       "redirect_uri": "http://localhost/cb"}).json()

@@ -66,6 +66,11 @@ class Collection(ABC):
     def run(self, cycle: Cycle, share: Share) -> Published:
         """Fetch and return the new data objects; raise ApiError on failure (published data stays as it was)."""
 
+    def idle(self, cycle: Cycle) -> Published:
+        """When nothing is to be fetched (planned_calls 0): data objects that are current without a call, to
+        publish as a successful run; by default none (the run is skipped)."""
+        return {}
+
     def next_due(self, now: float, share: Share, cycle_interval: float) -> float:
         """When to run again after a successful run: one effective interval later."""
         return now + share.interval

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..data import DATA_SLOTS, AccountState, CollectionState, PlantList
-from ..fetch.auth import Auth
+from ..data import DATA_SLOTS, AccountState, ApiQuota, CollectionState, PlantList
+from ..fetch.auth import Auth, OAuth2Auth
 from ..fetch.envelope import ApiError, CredentialError, QuotaError, TokenError
 from ..fetch.session import ApiSession
 from .budget import Share, allocate
@@ -30,6 +30,7 @@ from .stats import Stats
 log = logging.getLogger(__name__)
 
 CREDENTIAL_BACKOFF = 900.0  # wrong passwords lock accounts: never hammer the login
+KEEPALIVE_GAP = 86400.0  # at most one background renewal of a refresh token per account and day
 RETRY_FLOOR = 30.0
 # Errors that concern the whole app or account, not one endpoint: the cycle stops and the account backs off.
 ACCOUNT_ERRORS = (CredentialError, QuotaError, TokenError)
@@ -46,6 +47,12 @@ class Settings:
     gateway: str
     budget: int  # API calls per hour
     max_age: float | None  # configured; None = 3 x each collection's wanted interval
+    # An OAuth2 refresh token with less than this left is renewed in the background (`keepalive`).
+    refresh_token_renew_before: float = 14 * 86400.0
+    # `api_budget_per_hour: auto`: the budget is the app's quota (the "quota" slot) less this margin, and
+    # `budget` until the quota is known.
+    budget_auto: bool = False
+    budget_margin: float = 0.2
 
 
 @dataclass
@@ -101,6 +108,7 @@ class AccountEngine:
         self.log = logging.LoggerAdapter(log, {"account": settings.name})
         self.on_success: Callable[[], None] | None = None  # called in the refresh thread after new data
         self.closed = False  # retired by a reload: no new cycle starts, a running one stops after its collection
+        self.last_keepalive: float | None = None  # when a background renewal was last attempted
 
     @property
     def name(self) -> str:
@@ -120,10 +128,20 @@ class AccountEngine:
             self.generation = next(_GENERATIONS)
             return self.generation
 
+    def _budget(self) -> int:
+        """The hourly budget the account's calls must fit: the configured one, or with `auto` the app's quota
+        less the margin. The last quota answer counts however old it is (a limit is configuration, not a
+        measurement); before the first one the configured fallback does."""
+        if self.settings.budget_auto:
+            allowance = self._allowance()
+            if allowance:
+                return max(1, math.floor(allowance * (1.0 - self.settings.budget_margin)))
+        return self.settings.budget
+
     def _allocate(self, now: float) -> dict[str, Share]:
         cycle = self._cycle(now)
         active = [c for c in self.collections if c.enabled()]
-        shares = allocate(self.settings.budget, [c.demand(cycle) for c in active])
+        shares = allocate(self._budget(), [c.demand(cycle) for c in active])
         return {share.name: share for share in shares}
 
     def _share(self, collection: Collection) -> Share:
@@ -214,7 +232,7 @@ class AccountEngine:
                 backoff_until=self.backoff_until if self.backoff_until > now else 0.0,
                 interval=self._share(self.primary).interval,
                 max_age=self._max_age(self.primary),
-                budget=self.settings.budget,
+                budget=self._budget(),
                 stats=self.stats.view(),
                 token_expiries=self.auth.expiries(),
                 collections=tuple(collections),
@@ -263,11 +281,23 @@ class AccountEngine:
             self.log.exception("collection %s failed to plan its run", collection.name)
             planned = 0
         if planned <= 0:
+            try:
+                idle = collection.idle(cycle)
+            except Exception:  # a bug must not kill the engine
+                self.log.exception("collection %s failed to republish its data", collection.name)
+                idle = {}
             with self.lock:
+                for slot, data in idle.items():
+                    self.slots[slot] = (collection.name, data)
+                if idle:  # its data is current without a call: a successful run at no cost
+                    run.up, run.failures, run.last_error = True, 0, None
+                    run.last_success = run.last_attempt = now
                 run.next_due = now + min(share.interval, self.primary.wanted_interval())
+            if idle:
+                outcome.published = True
             return None
         used = self.stats.calls_this_hour(now)
-        if used + planned > self.settings.budget:
+        if used + planned > self._budget():
             self._defer(collection, run, now, used, planned)
             if collection is self.primary:
                 outcome.deferred = True
@@ -285,6 +315,7 @@ class AccountEngine:
             self._failed(collection, run, error, now)
             outcome.errors.append(error)
             return error
+        budget = self._budget()
         with self.lock:
             for slot, data in published.items():
                 self.slots[slot] = (collection.name, data)
@@ -292,7 +323,15 @@ class AccountEngine:
             run.last_success = run.last_attempt = now
             run.next_due = collection.next_due(now, self._share(collection), self.primary.wanted_interval())
         outcome.published = True
+        if self._budget() != budget:
+            self.log.info("hourly API budget now %d calls (api_budget_per_hour auto: the app's quota of %s calls "
+                          "per hour less %g%%)", self._budget(), self._allowance(),
+                          100 * self.settings.budget_margin)
         return None
+
+    def _allowance(self) -> int | None:
+        quota = self._data("quota")
+        return quota.hourly_allowance() if isinstance(quota, ApiQuota) else None
 
     def _defer(self, collection: Collection, run: _Run, now: float, used: int, planned: int) -> None:
         hour = int(now // 3600)
@@ -302,7 +341,7 @@ class AccountEngine:
             logged, run.deferred_hour = run.deferred_hour == hour, hour
         if not logged:
             self.log.warning("hourly API budget of %d calls would be exceeded by %s (%d calls; %d used); it runs "
-                             "again at %s", self.settings.budget, collection.name, planned, used, _iso(next_hour))
+                             "again at %s", self._budget(), collection.name, planned, used, _iso(next_hour))
 
     def _failed(self, collection: Collection, run: _Run, exc: ApiError, now: float) -> None:
         with self.lock:
@@ -392,6 +431,64 @@ class AccountEngine:
         """Stop: let a token rotation in flight save its new refresh token (within `grace` seconds)."""
         self.auth.settle(grace)
         self.session.close()
+
+    # -- keep-alive -------------------------------------------------------------------------------------------
+    # Cycles run only when scrapes trigger them, and a cycle rotates the refresh token only when the access
+    # token needs renewing. An exporter nobody scrapes (Prometheus down over a holiday) would let its 30-day
+    # refresh token lapse, and only the plant owner could authorise again. A small thread (app.Exporter) asks
+    # every engine now and then whether to renew; the decision and the renewal live here, clock-driven, so
+    # that they are tested without waiting for days.
+
+    def keepalive_due(self) -> bool:
+        """An OAuth2 refresh token that would lapse within `refresh_token_renew_before`: renew it now? Never
+        twice within a day, never while a cycle runs or the account backs off, only within the hourly budget."""
+        if not isinstance(self.auth, OAuth2Auth):
+            return False  # a login account logs in again with its password: nothing lapses
+        now = self.clock()
+        expires = self.auth.expiries().get("refresh")
+        if expires is None or expires - now >= self.settings.refresh_token_renew_before:
+            return False
+        with self.lock:
+            if self.running or now < self.backoff_until:
+                return False
+            if self.last_keepalive is not None and now - self.last_keepalive < KEEPALIVE_GAP:
+                return False
+        return self.stats.calls_this_hour(now) + 1 <= self._budget()
+
+    def keepalive(self) -> bool:
+        """Renew the refresh token now (one token refresh, counted in isolarcloud_auth_total like any other;
+        the rotated token is saved to the token file at once). True when it was renewed."""
+        if not isinstance(self.auth, OAuth2Auth):
+            return False
+        now = self.clock()
+        with self.lock:
+            if self.running:
+                return False
+            self.running = True  # no cycle starts meanwhile: it would race the rotation for the access token
+            self.last_keepalive = now
+        before = self.auth.expiries().get("refresh")
+        try:
+            self.auth.refresh()
+        except ApiError as exc:
+            level = logging.ERROR if isinstance(exc, CredentialError) else logging.WARNING
+            self.log.log(level, "background renewal of the refresh token failed: %s (result %s); it expires at "
+                         "%s; next attempt in a day or at the next refresh", exc, exc.result, _iso(before or 0.0))
+            return False
+        except Exception:  # a bug must not kill the keep-alive thread
+            self.log.exception("background renewal of the refresh token failed with an internal error")
+            return False
+        finally:
+            with self.lock:
+                self.running = False
+                self.done.notify_all()
+        after = self.auth.expiries().get("refresh")
+        if after is not None and before is not None and after <= before:
+            self.log.warning("background token refresh returned no new refresh token: it still expires at %s; "
+                             "re-authorise before then", _iso(before))
+            return False
+        self.log.info("renewed the refresh token in the background (no refresh for a while); it would have "
+                      "expired at %s, now valid until %s", _iso(before or 0.0), _iso(after or 0.0))
+        return True
 
 
 def _iso(ts: float) -> str:

@@ -24,7 +24,15 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..data import EMPTY, AccountState, PlantList, Production
-from .metrics import PLANT_FAMILIES, POINT_VALUE, POINT_VALUE_HELP, StatusCollector, plant_label_values
+from .metrics import (
+    PLANT_FAMILIES,
+    POINT_VALUE,
+    POINT_VALUE_HELP,
+    REALTIME_TIMESTAMP,
+    REALTIME_TIMESTAMP_HELP,
+    StatusCollector,
+    plant_label_values,
+)
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -195,9 +203,33 @@ def _plant_section(states: Sequence[AccountState], openmetrics: bool) -> Iterato
     return plant_families(account_data(states), openmetrics)
 
 
+def _realtime_timestamp_section(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
+    """When each plant's real-time values were read, for accounts whose values may be older than their last pass
+    (realtime.skip_unchanged); nothing at all when no account has such values."""
+    accounts = [(s.name, s.plants, s.production.fetched_at) for s in states
+                if s.plants is not None and s.production is not None and s.production.fetched_at]
+    if not accounts:
+        return
+    yield (f"# HELP {REALTIME_TIMESTAMP} {_help(REALTIME_TIMESTAMP_HELP, openmetrics)}\n"
+           f"# TYPE {REALTIME_TIMESTAMP} gauge\n")
+    for account, plant_list, fetched_at in accounts:
+        plants = plant_list.plants
+        for start in range(0, len(plants), PIECE):
+            out = []
+            for plant in plants[start:start + PIECE]:
+                ts = fetched_at.get(plant.ps_id)
+                if ts is None:
+                    continue
+                a, ps_id, name, ps_type = (_label(v) for v in plant_label_values(account, plant))
+                out.append(f'{REALTIME_TIMESTAMP}{{account="{a}",ps_id="{ps_id}",ps_name="{name}",'
+                           f'ps_type="{ps_type}"}} {floatToGoString(ts)}\n')
+            yield "".join(out)
+
+
 # The cached part of /metrics, in order: each renders its families from the accounts' data (never from the
 # per-scrape status). A new kind of data (faults, details, devices) adds its renderer here.
-SECTIONS: tuple[Callable[[Sequence[AccountState], bool], Iterator[str]], ...] = (_plant_section,)
+SECTIONS: tuple[Callable[[Sequence[AccountState], bool], Iterator[str]], ...] = (
+    _plant_section, _realtime_timestamp_section)
 
 
 def cached_section(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:

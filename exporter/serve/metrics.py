@@ -78,6 +78,10 @@ PLANT_FAMILIES: tuple[Family, ...] = (
     Family("isolarcloud_plant_reported_alarms", "Open alarms of the plant as the legacy plant list counts them "
            "(alarm_count). Login accounts only." + CACHED, "gauge", lambda p, v: p.reported_alarms),
 )
+REALTIME_TIMESTAMP = "isolarcloud_plant_realtime_timestamp_seconds"
+REALTIME_TIMESTAMP_HELP = ("When the plant's real-time values were read from the cloud (Unix time); only for accounts "
+                           "with realtime.skip_unchanged, where a plant whose update_time stood still keeps older "
+                           "values." + CACHED)
 POINT_VALUE = "isolarcloud_plant_point_value"
 POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit conversion; see the unit label)."
                     + CACHED)
@@ -208,6 +212,7 @@ class StatusCollector(Collector):
                     max_age, backoff, rt_failed, units, c_up, c_interval, c_success, c_budget, c_max_age)
         yield from (limit, unanswered, dropped, rate_limited, pacing)
         yield token_writes
+        yield from quota_families(states)
         info = InfoMetricFamily("isolarcloud_exporter_build", "Exporter version; value 1.")
         info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield info
@@ -229,3 +234,22 @@ class ConfigCollector(Collector):
         yield GaugeMetricFamily("isolarcloud_config_last_reload_success_timestamp_seconds",
                                 "When the configuration was last loaded successfully, at start-up or by a reload "
                                 "(Unix time).", value=at)
+def quota_families(states: Sequence[AccountState]) -> Iterator[Metric]:
+    """The app's quota as getOpenApiCallInfo reports it (login apps), beside the budget; absent when unknown."""
+    limit = GaugeMetricFamily("isolarcloud_api_quota_calls",
+                              "The app's API call quota per period (hour: the smallest hourly limit of the day; "
+                              "day) as getOpenApiCallInfo reports it (login apps).", labels=["account", "period"])
+    used = GaugeMetricFamily("isolarcloud_api_quota_used_calls",
+                             "API calls of the app in the current period (hour, day) as getOpenApiCallInfo reports "
+                             "them: every client of the app counts, not only this exporter.",
+                             labels=["account", "period"])
+    for s in states:
+        q = s.quota
+        if q is None:
+            continue
+        for period, cap, spent in (("hour", q.hour_limit, q.hour_used), ("day", q.day_limit, q.day_used)):
+            if cap is not None:
+                limit.add_metric([s.name, period], cap)
+            if spent is not None:
+                used.add_metric([s.name, period], spent)
+    yield from (limit, used)

@@ -44,8 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime-limit-style", choices=("010", "009", "message"), default="010",
                    help="how a real-time batch over --max-realtime-plants is refused")
     p.add_argument("--expired-token-style", choices=("envelope", "oauth_error"), default="oauth_error")
-    p.add_argument("--token-fields", choices=("result_data", "both", "top_level"), default="result_data",
-                   help="where token answers carry the tokens")
     p.add_argument("--legacy-units", choices=("portal", "varied"), default="portal",
                    help="varied: legacy energy units kW·h, 千瓦时, 万千瓦时 and an empty unit on some plants")
     p.add_argument("--rate-limit", type=_rate, default=None, metavar="BURST:PER_SECOND",
@@ -58,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-fail-keys", choices=("recorded", "table"), default="recorded",
                    help="fail_ps_key_list/fail_sn_list (recorded) or illegal_ps_key_list/illgal_sn_list (table)")
     p.add_argument("--device-claim-key", choices=("mixed", "claim_state", "rel_state", "both"), default="mixed")
+    p.add_argument("--update-time-style", choices=("clock", "data"), default="clock",
+                   help="update_time follows the clock (default) or the plant's data uploads")
+    p.add_argument("--token-answer-shape", choices=("result_data", "top_level", "both"), default="result_data")
+    p.add_argument("--page-size-over-limit", choices=("clamp", "reject"), default="clamp",
+                   help="what a page size above --max-page-size gets")
     p.add_argument("--open-faults", type=int, default=None, metavar="N",
                    help="exactly N open fault/alarm records across the fleet")
     p.add_argument("--appkey", default="DEMOAPPKEY00000000000000000000001")
@@ -80,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         max_realtime_plants=args.max_realtime_plants, realtime_limit_style=args.realtime_limit_style,
         expired_token_style=args.expired_token_style, log_requests=args.log_requests,
         install_power_unit=args.install_power_unit, device_fail_keys=args.device_fail_keys,
-        device_claim_key=args.device_claim_key, token_fields=args.token_fields, legacy_units=args.legacy_units,
+        device_claim_key=args.device_claim_key, legacy_units=args.legacy_units,
         rate_limit=args.rate_limit, rate_limit_retry_after=not args.no_retry_after,
-        access_token_calls=args.access_token_calls,
+        access_token_calls=args.access_token_calls, update_time_style=args.update_time_style,
+        token_answer_shape=args.token_answer_shape, page_size_over_limit=args.page_size_over_limit,
     )
     if args.open_faults is not None:
         sim.set_open_fault_count(args.open_faults)

@@ -34,10 +34,12 @@ class Context(Protocol):
     install_power_unit: str
     device_fail_keys: str
     device_claim_key: str
-    token_fields: str
     legacy_units: str
     realtime_limit_style: str
     point_overrides: dict[tuple[int, int], str | None]
+    update_time_style: str
+    token_answer_shape: str
+    page_size_over_limit: str
 
 
 class Host(Protocol):

@@ -48,7 +48,8 @@ def query_power_station_list(sim: Context, req: Request, fault: Fault | None) ->
         return got
     items, total = got
     now = sim.clock()
-    data: dict[str, Any] = {"pageList": [p.wire(now) for p in items]}
+    style, interval = sim.update_time_style, sim.data_interval
+    data: dict[str, Any] = {"pageList": [p.wire(now, style, interval) for p in items]}
     if sim.total_key is not None:
         data[sim.total_key] = total
     return _ok(sim, data)
@@ -61,11 +62,12 @@ def _iso(t: float, offset_h: float) -> str:
 
 
 def _legacy_record(sim: Context, p: Plant, now: float, lang: str | None) -> dict[str, Any]:
-    rec = p.wire(now)
+    rec = p.wire(now, sim.update_time_style, sim.data_interval)
     del rec["update_time"]  # not in the legacy field table: its freshness is curr_power_update_time
     for key in LEGACY_FIELDS:
         rec[key] = p.fields[key]
-    s = summary(p, now, sim.data_interval)
+    at = p.data_time(now, sim.update_time_style, sim.data_interval)
+    s = summary(p, at, sim.data_interval)
     today_wh = _override_wh(sim, p, 83022, s.today_wh)
     total_wh = _override_wh(sim, p, 83024, s.total_wh)
     kwh_today, kwh_total = today_wh / 1000.0, total_wh / 1000.0
@@ -86,7 +88,7 @@ def _legacy_record(sim: Context, p: Plant, now: float, lang: str | None) -> dict
         "year_income": units.plain(round((kwh_today + avg_day * (day_of_year - 1)) * price, 2), p.currency),
         "total_income": units.plain(round(kwh_total * price, 2), p.currency),
     }
-    stamp = _iso(now - p.update_lag_s, p.utc_offset_h)
+    stamp = _iso(at if sim.update_time_style == "data" else now - p.update_lag_s, p.utc_offset_h)
     for key, value in values.items():
         rec[key] = value
         rec[f"{key}_update_time"] = stamp
@@ -155,7 +157,8 @@ def realtime(sim: Context, req: Request, fault: Fault | None) -> Reply:
             continue
         entry: dict[str, Any] = {"ps_id": str(plant.ps_id), "ps_name": plant.fields["ps_name"],
                                  "ps_key": f"{plant.ps_id}_11_0_0", "uuid": plant.uuid}
-        for pid, value in point_values(plant, now, known, sim.data_interval).items():
+        at = plant.data_time(now, sim.update_time_style, sim.data_interval)
+        for pid, value in point_values(plant, at, known, sim.data_interval).items():
             entry[f"p{pid}"] = value
         for pid in known:
             if (plant.ps_id, pid) in sim.point_overrides:
@@ -192,17 +195,18 @@ def refresh_token(sim: Context, req: Request, fault: Fault | None) -> Reply:
     return _token_reply(sim, data)
 
 
-TOKEN_KEYS = ("access_token", "token_type", "refresh_token", "expires_in")
+TOKEN_FIELDS = ("access_token", "token_type", "refresh_token", "expires_in")
 
 
 def _token_reply(sim: Context, data: dict[str, Any]) -> Reply:
-    """Tokens where `token_fields` says: in result_data (the portal), also at the top level (the shape a peer
-    client reads), or only at the top level."""
-    if sim.token_fields == "result_data" or "access_token" not in data:
+    """A token answer in the shape `token_answer_shape` says: the token fields in `result_data` (documented),
+    at the top level of the envelope (as some clients read them), or both."""
+    shape = sim.token_answer_shape
+    if shape == "result_data" or "access_token" not in data:
         return _ok(sim, data)
-    tokens = {k: data[k] for k in TOKEN_KEYS if k in data}
-    inner = data if sim.token_fields == "both" else {k: v for k, v in data.items() if k not in TOKEN_KEYS}
-    return Reply({**envelope(sim.clock(), "1", inner), **tokens})
+    tokens = {k: data[k] for k in TOKEN_FIELDS if k in data}
+    rest = data if shape == "both" else {k: v for k, v in data.items() if k not in tokens}
+    return Reply({**envelope(sim.clock(), "1", rest), **tokens})
 
 
 def login(sim: Context, req: Request, fault: Fault | None) -> Reply:
@@ -220,8 +224,12 @@ def login(sim: Context, req: Request, fault: Fault | None) -> Reply:
 def open_api_call_info(sim: Context, req: Request, fault: Fault | None) -> Reply:
     hour, today = sim.quota.usage()
     limit = sim.quota.hourly or 0
+    # The field table lists {hour, max_call_times} and {hour, times}: one entry per hour of the (UTC) day for
+    # the limits, and the current hour's remaining calls. Without an hourly quota both lists are empty.
+    current = time.gmtime(sim.clock()).tm_hour
     return _ok(sim, {
         "curr_hour_accessed_times": str(hour), "today_accessed_times": str(today),
-        "per_day_access_times_config": str(limit * 24), "per_hour_access_times_config": [],
-        "per_hour_residue_times": [],
+        "per_day_access_times_config": str(limit * 24),
+        "per_hour_access_times_config": [{"hour": h, "max_call_times": limit} for h in range(24)] if limit else [],
+        "per_hour_residue_times": [{"hour": current, "times": max(0, limit - hour)}] if limit else [],
     })

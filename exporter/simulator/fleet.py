@@ -18,6 +18,8 @@ WIRE_FIELDS = (
     "install_date", "ps_location", "latitude", "longitude", "ps_fault_status", "connect_type", "update_time",
     "ps_current_time_zone", "grid_connection_time", "build_status",
 )
+# How `update_time` and the real-time values move (Simulator option update_time_style; see Plant.data_time).
+UPDATE_TIME_STYLES = ("clock", "data")
 # Extra static fields of the legacy getPowerStationList table.
 LEGACY_FIELDS = ("ps_status", "alarm_count", "fault_count", "share_type", "province_name", "city_name",
                  "district_name")
@@ -156,11 +158,36 @@ class Plant:
             return "empty"
         return None
 
-    def wire(self, now: float) -> dict[str, Any]:
+    def data_time(self, now: float, style: str, interval: float) -> float:
+        """The time the plant's data stands at. "clock": `now` (values follow the clock; `update_time` is the
+        clock minus the plant's lag, moving on every call). "data": the plant's last upload, each `interval`
+        after its lag, and for plants whose logger sleeps at night (no battery, no wind) the last upload
+        before sunset until the next sunrise: values and `update_time` move together and stand still
+        together. A plant lagging a day or more stopped uploading that long before the simulator started."""
+        if style != "data":
+            return now
+        # A stale plant (lag of days) went silent that long before the simulator started: frozen since then.
+        t = (self.anchor if self.update_lag_s >= 86400.0 else now) - self.update_lag_s
+        if interval > 0:
+            t -= t % interval
+        if self.is_storage or self.is_wind:
+            return t
+        local = t + self.utc_offset_h * 3600.0
+        day = math.floor(local / 86400.0)
+        hour = (local - day * 86400.0) / 3600.0
+        sunrise = 12.0 - self.day_len_h / 2.0
+        sunset = sunrise + self.day_len_h
+        if sunrise <= hour <= sunset:
+            return t
+        last = (day if hour > sunset else day - 1) * 86400.0 + sunset * 3600.0 - self.utc_offset_h * 3600.0
+        return last - last % interval if interval > 0 else last
+
+    def wire(self, now: float, style: str = "clock", interval: float = 0.0) -> dict[str, Any]:
         out = {k: self.fields[k] for k in WIRE_FIELDS[1:]}
         out["ps_id"] = self.ps_id
         if out["update_time"] is None:
-            out["update_time"] = fmt_local(now - self.update_lag_s, self.utc_offset_h)
+            t = self.data_time(now, style, interval) if style == "data" else now - self.update_lag_s
+            out["update_time"] = fmt_local(t, self.utc_offset_h)
         return out
 
     def reset_model(self, now: float) -> None:

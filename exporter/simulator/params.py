@@ -81,8 +81,10 @@ def paging(ctx: Context, body: dict[str, Any], page_key: str) -> tuple[int, int]
         return invalid(ctx, page_key)
     if size is None or size < 1:
         return invalid(ctx, "size")
-    if ctx.max_page_size is not None:
-        size = min(size, ctx.max_page_size)  # silently, like a server-side LIMIT cap
+    if ctx.max_page_size is not None and size > ctx.max_page_size:
+        if ctx.page_size_over_limit == "reject":
+            return invalid(ctx, "size")
+        size = ctx.max_page_size  # silently, like a server-side LIMIT cap
     return page, size
 
 

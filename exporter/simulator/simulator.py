@@ -17,7 +17,7 @@ from .context import Context
 from .devices import DeviceRegistry
 from .envelope import Reply, Request, envelope, error, serial
 from .faults import REPLACING, Fault, FaultQueue
-from .fleet import Fleet, Plant
+from .fleet import UPDATE_TIME_STYLES, Fleet, Plant
 from .limiter import RateLimiter, retry_after_header
 from .params import eval_times
 from .quota import Quota
@@ -45,11 +45,11 @@ ROUTES: dict[str, tuple[str, Endpoint]] = {
 INSTALL_POWER_UNITS = ("W", "kW")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 TOTAL_KEYS = ("rowCount", "row_count", None)
-TOKEN_FIELDS = ("result_data", "both", "top_level")
 LEGACY_UNITS = ("portal", "varied")
 REALTIME_LIMIT_STYLES = ("010", "009", "message")
 # The header tables: `Content-Type: application/json;charset=UTF-8` (Quick Start: plain `application/json`).
 _JSON_MEDIA = re.compile(r"^\s*application/json\s*(?:;\s*charset\s*=\s*\"?utf-8\"?\s*)?$", re.IGNORECASE)
+TOKEN_ANSWER_SHAPES = ("result_data", "top_level", "both")
 
 
 @dataclass
@@ -99,13 +99,15 @@ class Simulator:
         device_fail_keys: str = "recorded",
         device_claim_key: str = "mixed",
         check_content_type: bool = True,
-        token_fields: str = "result_data",
         legacy_units: str = "portal",
         rate_limit: tuple[int, float] | None = None,
         rate_limit_retry_after: bool = True,
         access_token_calls: int | None = None,
         login_token_calls: int | None = None,
         clock: Callable[[], float] = time.time,
+        update_time_style: str = "clock",
+        token_answer_shape: str = "result_data",
+        page_size_over_limit: str = "clamp",
     ) -> None:
         if total_key not in TOTAL_KEYS:
             raise ValueError(f"total_key must be one of {TOTAL_KEYS}")
@@ -117,11 +119,16 @@ class Simulator:
             raise ValueError(f"device_claim_key must be one of {CLAIM_KEYS}")
         if expired_token_style not in ("envelope", "oauth_error"):
             raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
-        for name, value, allowed in (("token_fields", token_fields, TOKEN_FIELDS),
-                                     ("legacy_units", legacy_units, LEGACY_UNITS),
+        for name, value, allowed in (("legacy_units", legacy_units, LEGACY_UNITS),
                                      ("realtime_limit_style", realtime_limit_style, REALTIME_LIMIT_STYLES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
+        if update_time_style not in UPDATE_TIME_STYLES:
+            raise ValueError(f"update_time_style must be one of {UPDATE_TIME_STYLES}")
+        if token_answer_shape not in TOKEN_ANSWER_SHAPES:
+            raise ValueError(f"token_answer_shape must be one of {TOKEN_ANSWER_SHAPES}")
+        if page_size_over_limit not in ("clamp", "reject"):
+            raise ValueError('page_size_over_limit must be "clamp" or "reject"')
         self.host, self.port = host, port
         self.appkey, self.secret_key = appkey, secret_key
         self.total_key = total_key
@@ -137,7 +144,6 @@ class Simulator:
         self.device_fail_keys = device_fail_keys
         self.device_claim_key = device_claim_key
         self.check_content_type = check_content_type
-        self.token_fields = token_fields
         self.legacy_units = legacy_units
         self.realtime_limit_style = realtime_limit_style
         self.limiter = RateLimiter(clock, *rate_limit) if rate_limit is not None else None
@@ -145,6 +151,9 @@ class Simulator:
         # (ps_id, point id) → the value served instead of the model's (a string, or None for null).
         self.point_overrides: dict[tuple[int, int], str | None] = {}
         self.clock = clock
+        self.update_time_style = update_time_style
+        self.token_answer_shape = token_answer_shape
+        self.page_size_over_limit = page_size_over_limit
         self.fleet = Fleet(seed, plants, clock())
         self.devices = DeviceRegistry(seed)  # lazy: nothing is generated until a plant's devices are asked for
         self.alarms = AlarmBook(seed, self.devices)
