@@ -34,34 +34,46 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
     """An account's engine with its collections, in priority order. `gateway` makes the transport (given the
     recorder of the account's request counters); by default HTTP to the account's base_url."""
     stats = Stats(clock)
-    transport = gateway(stats.record_request) if gateway is not None else Transport(
-        account.base_url, timeout=config.http_timeout, max_bytes=config.max_response_bytes,
-        record=stats.record_request)
-    a = account.auth
-    auth: Auth
-    if a.mode == "oauth2":
-        auth = OAuth2Auth.from_config(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
-                                      access_token=a.access_token, refresh_token=a.refresh_token,
-                                      token_file=a.token_file, record_auth=stats.record_auth, clock=clock)
-    else:
-        auth = LoginAuth(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
-                         user_account=a.user_account or "", user_password=a.user_password or "",
-                         record_auth=stats.record_auth, clock=clock)
-    session = ApiSession(transport, auth)
-    filters = {"valid_flag": account.valid_flag}
-    if account.ps_type:
-        filters["ps_type"] = account.ps_type
-    if account.ps_name:
-        filters["ps_name"] = account.ps_name
+    session = account_session(account, config, stats.record_request, stats.record_auth, clock, gateway=gateway)
     collections: list[Collection] = [
-        PlantListCollection(PlantListApi(session, page_size=account.page_size, filters=filters), account, config,
-                            stats),
+        PlantListCollection(plant_list_api(session, account), account, config, stats),
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
     ]
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
                         max_age=config.max_age)
     return AccountEngine(settings, session, collections, stats, clock=clock)
+
+
+def account_session(account: AccountConfig, config: Config, record: Recorder, record_auth: Callable[[str, str], None],
+                    clock: Callable[[], float] = time.time, *,
+                    gateway: Callable[[Recorder], Gateway] | None = None) -> ApiSession:
+    """An account's signed session: its transport (HTTP to base_url unless `gateway` makes one) and its auth,
+    counting every request through `record` and every token refresh or login through `record_auth`. The
+    exporter and `isolarcloud-exporter backfill` build theirs here."""
+    transport = gateway(record) if gateway is not None else Transport(
+        account.base_url, timeout=config.http_timeout, max_bytes=config.max_response_bytes, record=record)
+    a = account.auth
+    auth: Auth
+    if a.mode == "oauth2":
+        auth = OAuth2Auth.from_config(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
+                                      access_token=a.access_token, refresh_token=a.refresh_token,
+                                      token_file=a.token_file, record_auth=record_auth, clock=clock)
+    else:
+        auth = LoginAuth(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
+                         user_account=a.user_account or "", user_password=a.user_password or "",
+                         record_auth=record_auth, clock=clock)
+    return ApiSession(transport, auth)
+
+
+def plant_list_api(session: ApiSession, account: AccountConfig) -> PlantListApi:
+    """The account's plant list with its configured filters."""
+    filters = {"valid_flag": account.valid_flag}
+    if account.ps_type:
+        filters["ps_type"] = account.ps_type
+    if account.ps_name:
+        filters["ps_name"] = account.ps_name
+    return PlantListApi(session, page_size=account.page_size, filters=filters)
 
 
 class Exporter:

@@ -39,7 +39,8 @@ class _Parser(argparse.ArgumentParser):
 def _serve_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="isolarcloud-exporter",
                 description="Prometheus exporter for the Sungrow iSolarCloud cloud API.",
-                epilog="Subcommand: `isolarcloud-exporter authorize --help` sets up OAuth2 tokens.")
+                epilog="Subcommands: `isolarcloud-exporter authorize --help` sets up OAuth2 tokens; "
+                       "`isolarcloud-exporter backfill --help` fills Prometheus with the cloud's history.")
     p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file")
     p.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, metavar="ADDR",
                    help=f"address to serve on, [host]:port (default {DEFAULT_LISTEN})")
@@ -71,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "authorize":
         return authorize(_authorize_parser().parse_args(args[1:]))
+    if args and args[0] == "backfill":
+        from .backfill.cli import backfill, backfill_parser
+
+        return backfill(backfill_parser().parse_args(args[1:]))
     return serve(_serve_parser().parse_args(args))
 
 
