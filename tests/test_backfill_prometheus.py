@@ -9,30 +9,43 @@ tests/test_backfill_e2e.py runs the same path against the simulator over HTTP.
 
 from __future__ import annotations
 
-import re
+import json
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests._backfill_support import move_blocks, prometheus_on
-from tests.unit.test_backfill import UTC8, Cloud, local_value, parse, run
+from tests.unit.test_backfill import UTC8, Cloud, Interrupt, local_value, parse, run
 
 pytestmark = pytest.mark.e2e
+
+
+def block_samples(blocks: Path) -> int:
+    return sum(json.loads((b / "meta.json").read_text())["stats"]["numSamples"]
+               for b in blocks.iterdir() if (b / "meta.json").exists())
 
 
 def test_overlapping_and_repeated_runs_leave_one_sample_per_stamp_in_prometheus(tmp_path: Path,
                                                                                   promtool: str) -> None:
     runs = {"a": ("2024-03-04", "2024-03-05"), "b": ("2024-03-05", "2024-03-06"), "again": ("2024-03-05",
                                                                                             "2024-03-06")}
+    flags = ("--resolution", "15m", "--budget-per-hour", "1000", "--label", "instance=exporter:10027")
     files = {}
     for name, (first, last) in runs.items():
         (tmp_path / name).mkdir()
-        assert run(tmp_path / name, Cloud(plants=2), "--from", first, "--to", last, "--resolution", "15m",
-                   "--budget-per-hour", "1000", "--tsdb-dir", str(tmp_path / name / "blocks"),
-                   "--label", "instance=exporter:10027", output="backfill.om") == 0
+        assert run(tmp_path / name, Cloud(plants=2), "--from", first, "--to", last, *flags,
+                   output="backfill.om") == 0
         files[name] = parse((tmp_path / name / "backfill.om").read_text())[1]
-        assert any((tmp_path / name / "blocks").iterdir())
+    # Run a as a user without --tsdb-dir would (promtool by hand, its defaults); b and again with --tsdb-dir.
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp_path / "a" / "backfill.om"),
+                    str(tmp_path / "a" / "blocks")], check=True, capture_output=True)
+    for name in ("b", "again"):
+        first, last = runs[name]
+        assert run(tmp_path / name, Cloud(plants=2), "--from", first, "--to", last, *flags, "--tsdb-dir",
+                   str(tmp_path / name / "blocks"), output=None) == 0
+        assert block_samples(tmp_path / name / "blocks") == sum(len(r) for r in files[name].values())
     # What the files hold together, one value per series and stamp (the overlap agrees: no conflict).
     union: dict[tuple[str, str], dict[int, float]] = {}
     for series in files.values():
@@ -63,13 +76,25 @@ def test_overlapping_and_repeated_runs_leave_one_sample_per_stamp_in_prometheus(
         assert float(first[0]["value"][1]) == local_value("1001", "p83033", "20240304000000")
 
 
-def test_promtool_accepts_the_daily_file(tmp_path: Path, promtool: str) -> None:
+def test_promtool_takes_daily_data_in_large_blocks(tmp_path: Path, promtool: str) -> None:
     assert run(tmp_path, Cloud(plants=3), "--from", "2023-09-01", "--to", "2024-03-01", "--resolution", "1d",
-               "--budget-per-hour", "1000", "--tsdb-dir", str(tmp_path / "blocks"),
-               "--tsdb.max-block-duration", "720h") == 0
+               "--budget-per-hour", "1000", "--tsdb-dir", str(tmp_path / "blocks"), output=None) == 0
     blocks = [b for b in (tmp_path / "blocks").iterdir() if (b / "meta.json").exists()]
-    # 720 h asks for blocks of up to 30 days: promtool picks its largest standard range below (486 h).
-    assert 5 <= len(blocks) <= 12
-    samples = sum(int(m) for m in re.findall(r'"numSamples":\s*(\d+)', "".join(
-        (b / "meta.json").read_text() for b in blocks)))
-    assert samples == 3 * 8 * 183  # 3 plants, 8 energies, 183 days: every sample made it into the blocks
+    # One segment per 100-day call; blocks of up to 486 h (promtool's range below the default 486h flag).
+    assert 10 <= len(blocks) <= 14
+    assert block_samples(tmp_path / "blocks") == 3 * 8 * 183  # 3 plants, 8 energies, 183 days: all of them
+    assert not (tmp_path / "blocks.checkpoint.d").exists()
+
+
+def test_an_interrupted_tsdb_run_resumes_without_converting_a_day_twice(tmp_path: Path, promtool: str) -> None:
+    flags = ("--from", "2024-03-04", "--to", "2024-03-06", "--resolution", "1h", "--budget-per-hour", "1000",
+             "--tsdb-dir", str(tmp_path / "blocks"))
+    cloud = Cloud(plants=1)
+    cloud.interrupt_at = 12  # in the second day: the first is in blocks, the second half in spools
+    with pytest.raises(Interrupt):
+        run(tmp_path, cloud, *flags, output=None)
+    first_day = block_samples(tmp_path / "blocks")
+    assert first_day == 12 * 23  # 12 quantities (no battery SOC), 23 hours (one is a gap)
+    cloud.interrupt_at = None
+    assert run(tmp_path, cloud, *flags, output=None) == 0
+    assert block_samples(tmp_path / "blocks") == 3 * first_day

@@ -53,6 +53,7 @@ class AccountProgress:
     samples: int = 0
     calls: dict[str, int] = field(default_factory=dict)  # endpoint → calls made (every attempt)
     illegal: list[str] = field(default_factory=list)
+    converted: str | None = None  # --tsdb-dir: the last segment turned into blocks
 
 
 @dataclass

@@ -59,11 +59,11 @@ def backfill_parser() -> argparse.ArgumentParser:
                         "fewer calls); default 5m")
     p.add_argument("--output", metavar="FILE", help="the OpenMetrics file to write")
     p.add_argument("--tsdb-dir", dest="tsdb_dir", metavar="DIR",
-                   help="also turn the file into TSDB blocks in DIR with promtool (default file: DIR.om)")
+                   help="instead: TSDB blocks in DIR, made with promtool a day (of daily data: 100 days) at a time")
     p.add_argument("--tsdb.max-block-duration", dest="max_block_duration", metavar="DURATION",
-                   help="passed to promtool as --max-block-duration (e.g. 24h); default promtool's 2h")
+                   help="promtool's --max-block-duration (default 24h for minute data, 486h for daily data)")
     p.add_argument("--checkpoint.file", dest="checkpoint", metavar="PATH",
-                   help="resumable state of the run (default FILE.checkpoint)")
+                   help="resumable state of the run (default FILE.checkpoint or DIR.checkpoint)")
     p.add_argument("--label", action="append", default=[], metavar="NAME=VALUE",
                    help="a label for every series, as Prometheus attaches it when scraping (repeatable; default "
                         "job=isolarcloud; add instance=HOST:PORT as your scrape target is named)")
@@ -188,9 +188,11 @@ def backfill(args: argparse.Namespace, *, clock: Callable[[], float] = time.time
         print(f"account {a.name}: {a.plants} plants{span}: {calls or 'no calls'}; {a.samples:,} samples"
               + (f"; {len(a.skipped)} plants without a usable time zone left out" if a.skipped else "")
               + (f"; {len(a.illegal)} plants unknown to the API" if a.illegal else ""))
-    print(f"wrote {summary.output} ({summary.size:,} bytes, OpenMetrics)"
-          + (f"; blocks in {summary.blocks}: move them into Prometheus' data directory (docs/backfill.md)"
-             if summary.blocks else ""))
+    if summary.blocks is not None:
+        print(f"blocks in {summary.blocks}: move them into Prometheus' data directory (docs/backfill.md)")
+    else:
+        print(f"wrote {summary.output} ({summary.size:,} bytes, OpenMetrics): `promtool tsdb create-blocks-from "
+              "openmetrics` turns it into blocks (docs/backfill.md)")
     return 0
 
 
@@ -204,8 +206,9 @@ def _options(args: argparse.Namespace, config: Any) -> tuple[Options, dict[str, 
     assert first is not None
     if last is not None and last < first:
         raise BackfillError(f"--to {last}: before --from {first}", 2)
-    if args.output is None and args.tsdb_dir is None:
-        raise BackfillError("--output FILE or --tsdb-dir DIR is required", 2)
+    if (args.output is None) == (args.tsdb_dir is None):
+        raise BackfillError("one of --output FILE (an OpenMetrics file) and --tsdb-dir DIR (TSDB blocks) is "
+                            "required", 2)
     if args.budget is not None and args.budget < 1:
         raise BackfillError(f"--budget-per-hour: expected a positive number of calls, got {args.budget}", 2)
     if args.plants is not None and (args.plants < 0 or not args.dry_run):
@@ -214,9 +217,11 @@ def _options(args: argparse.Namespace, config: Any) -> tuple[Options, dict[str, 
         raise BackfillError(f"--tsdb.max-block-duration: expected a duration such as 24h, got "
                             f"{args.max_block_duration!r}", 2)
     tsdb_dir = Path(args.tsdb_dir) if args.tsdb_dir else None
-    output = Path(args.output) if args.output else Path(str(tsdb_dir).rstrip("/") + ".om")
-    if output.is_dir():
+    output = Path(args.output) if args.output else Path(str(tsdb_dir).rstrip("/"))
+    if tsdb_dir is None and output.is_dir():
         raise BackfillError(f"--output {output}: is a directory", 2)
+    if tsdb_dir is not None and tsdb_dir.exists() and not tsdb_dir.is_dir():
+        raise BackfillError(f"--tsdb-dir {tsdb_dir}: is not a directory", 2)
     checkpoint = Path(args.checkpoint) if args.checkpoint else output.with_name(output.name + ".checkpoint")
     accounts = _accounts(config.accounts, args.account)
     url = args.exporter_url or (DEFAULT_EXPORTER if args.budget is None else None)

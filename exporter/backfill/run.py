@@ -33,7 +33,7 @@ from ..fetch.session import ApiSession
 from ..fetch.transport import Gateway, Recorder
 from ..serve.metrics import PLANT_LABELS, plant_label_values
 from .checkpoint import AccountProgress, Checkpoint, CheckpointError, load_plants, save_plants
-from .openmetrics import Spools, assemble, label_text
+from .openmetrics import EOF, Spools, assemble, label_text
 from .pacing import ExporterReading, Pacer
 from .plan import RESOLUTIONS, Plan, Unit, last_complete_day, plant_zones
 from .progress import Progress
@@ -209,8 +209,15 @@ class AccountRun:
             state.illegal = sorted(illegal)
             save()
 
+        segments = o.tsdb_dir is not None
+        current = _segment(next(plan.units(skip=state.done - 1))) if state.done else None
         try:
             for unit in plan.units(skip=state.done):
+                if segments and current is not None and _segment(unit) != current:
+                    if state.converted != current:
+                        self._convert_segment(spools, plan, current, checkpoint)
+                    current = None
+                current = _segment(unit)
                 result = self._call(history, plan, unit, {ps: zones[ps] for ps in unit.batch}, progress)
                 written = 0
                 for ps, rows in result.rows.items():
@@ -228,6 +235,8 @@ class AccountRun:
                 if time.monotonic() - saved_at >= self.backfill.save_every:
                     checkpoint()
                     saved_at = time.monotonic()
+            if segments and current is not None and state.converted != current:
+                self._convert_segment(spools, plan, current, checkpoint)
         finally:
             checkpoint()
             spools.close()
@@ -236,6 +245,24 @@ class AccountRun:
         summary.calls = dict(state.calls)
         summary.illegal = sorted(illegal)
         return summary
+
+    def _convert_segment(self, spools: Spools, plan: Plan, segment: str, checkpoint: Callable[[], None]) -> None:
+        """--tsdb-dir: the segment's samples (a local day of minute data, or a 100-day chunk of daily data) into
+        blocks now, so that promtool reads a short file once per block range instead of the whole run's file
+        once per block range, and the disk never holds more than a day of spools. A crash before the
+        checkpoint notes the segment converts it again: identical samples, which Prometheus keeps once."""
+        o = self.options
+        assert o.tsdb_dir is not None
+        spools.sync()
+        segment_file = self.dir / f"segment-{segment}.om"
+        if assemble(segment_file, plan.quantities, [self.dir]) > len(EOF):  # a day without samples: no blocks
+            run_promtool(self.backfill.promtool, segment_file, o.tsdb_dir,
+                         o.max_block_duration or default_block_duration(o.resolution))
+        self.state.converted = segment
+        self.state.sizes = {}
+        spools.remove()
+        segment_file.unlink()
+        checkpoint()
 
     def _call(self, history: HistoryApi, plan: Plan, unit: Unit, zones: Mapping[str, timezone],
               progress: Progress | None) -> HistoryResult:
@@ -293,6 +320,33 @@ class AccountRun:
                 self.backfill.sleep(delay)
 
 
+def _segment(unit: Unit) -> str:
+    """The segment a call's samples belong to: its local day (minute data) or its first day (daily data)."""
+    return unit.start.date().isoformat()
+
+
+def default_block_duration(resolution: str) -> str:
+    """promtool reads its input once per block range: a day of minute data in blocks of up to a day (promtool
+    picks 18 h) is read twice; a 100-day chunk of daily samples in blocks of up to ~20 days five times."""
+    return "486h" if RESOLUTIONS[resolution] is None else "24h"
+
+
+def run_promtool(promtool: str, source: Path, blocks: Path, max_block_duration: str) -> None:
+    blocks.mkdir(parents=True, exist_ok=True)
+    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet",
+               f"--max-block-duration={max_block_duration}", str(source), str(blocks)]
+    log.debug("creating blocks: %s", " ".join(command))
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise BackfillError(f"cannot run {promtool}: {exc.strerror} (--tsdb-dir needs promtool on the PATH; "
+                            "--output writes the OpenMetrics file alone)", 1) from None
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise BackfillError(f"promtool failed on {source} ({lines[-1] if lines else f'exit {done.returncode}'}); "
+                            "run the same command again to retry", 1)
+
+
 def _unit_text(unit: Unit) -> str:
     return (f"call {unit.index + 1} ({unit.start:%Y-%m-%d %H:%M:%S} to {unit.end:%Y-%m-%d %H:%M:%S}, "
             f"{len(unit.batch)} plants from {unit.batch[0]})")
@@ -336,8 +390,7 @@ class Backfill:
                                 "login (legacy) app cannot backfill")
         checkpoint = self._checkpoint()
         summary = Summary(output=o.output)
-        if checkpoint is not None and (checkpoint.phase == "converted"
-                                       or (checkpoint.phase == "written" and o.tsdb_dir is None)):
+        if checkpoint is not None and checkpoint.phase != "fetch":
             summary.already_complete = True
             summary.accounts = [AccountSummary(name, samples=s.samples, calls=s.calls)
                                 for name, s in checkpoint.accounts.items()]
@@ -347,47 +400,22 @@ class Backfill:
         def save() -> None:
             checkpoint.save(o.checkpoint)
 
-        if checkpoint.phase == "fetch":
-            for account in o.accounts:
-                run = AccountRun(self, account, self.pacers(account), checkpoint.account(account.name))
-                try:
-                    summary.accounts.append(run.fetch(save))
-                finally:
-                    run.close()
+        for account in o.accounts:
+            run = AccountRun(self, account, self.pacers(account), checkpoint.account(account.name))
+            try:
+                summary.accounts.append(run.fetch(save))
+            finally:
+                run.close()
+        if o.tsdb_dir is None:
             quantities = Plan((), o.first, o.first, o.resolution).quantities
             assemble(o.output, quantities, [o.work_dir / a.name for a in o.accounts])
-            checkpoint.phase = "written"
-            save()
-            shutil.rmtree(o.work_dir, ignore_errors=True)
+            summary.size = o.output.stat().st_size
         else:
-            summary.accounts = [AccountSummary(name, samples=s.samples, calls=s.calls)
-                                for name, s in checkpoint.accounts.items()]
-        if o.tsdb_dir is not None:
-            self._convert()
-            checkpoint.phase = "converted"
-            save()
             summary.blocks = o.tsdb_dir
-        summary.size = o.output.stat().st_size
+        checkpoint.phase = "written" if o.tsdb_dir is None else "converted"
+        save()
+        shutil.rmtree(o.work_dir, ignore_errors=True)
         return summary
-
-    def _convert(self) -> None:
-        o = self.options
-        assert o.tsdb_dir is not None
-        o.tsdb_dir.mkdir(parents=True, exist_ok=True)
-        command = [self.promtool, "tsdb", "create-blocks-from", "openmetrics"]
-        if o.max_block_duration:
-            command.append(f"--max-block-duration={o.max_block_duration}")
-        command += [str(o.output), str(o.tsdb_dir)]
-        log.info("creating blocks: %s", " ".join(command))
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-        except OSError as exc:
-            raise BackfillError(f"cannot run {self.promtool}: {exc.strerror}; the OpenMetrics file is "
-                                f"{o.output}", 1) from None
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            raise BackfillError(f"promtool failed ({lines[-1] if lines else f'exit {done.returncode}'}); the "
-                                f"OpenMetrics file is {o.output}: run the same command again to retry", 1)
 
 
 # -- the dry run ---------------------------------------------------------------------------------------------

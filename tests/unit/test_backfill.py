@@ -133,11 +133,12 @@ def write_config(tmp_path: Path, **account: Any) -> Path:
 
 
 def run(tmp_path: Path, cloud: Cloud, *flags: str, clock: FakeClock | None = None, config: Path | None = None,
-        output: str = "out.om") -> int:
+        output: str | None = "out.om") -> int:
     clock = clock or FakeClock()
     cloud.clock = clock
+    target = ["--output", str(tmp_path / output)] if output else []
     args = backfill_parser().parse_args(["--config.file", str(config or write_config(tmp_path)), "--account", "home",
-                                         "--output", str(tmp_path / output), *flags])
+                                         *target, *flags])
     return backfill(args, clock=clock, sleep=clock.sleep, gateway=lambda record: cloud.gateway.attach(record))
 
 
