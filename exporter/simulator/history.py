@@ -18,7 +18,7 @@ from itertools import pairwise
 
 from .common import unit_float
 from .fleet import Plant
-from .realtime import FORMULAS, Instant, breakpoints, ensure_model, has_data, instant, lifetime
+from .realtime import FORMULAS, Instant, breakpoints, ensure_model, has_data, instant, lifetime, weather
 
 SLOT_S = 300  # the platform keeps plant data every 5 minutes
 SLOTS_PER_DAY = 86400 // SLOT_S
@@ -76,17 +76,19 @@ def minute_rows(p: Plant, first: int, last: int, step: int, point_ids: list[int]
     rows: list[dict[str, object]] = []
     day_now = None
     life: tuple[float, ...] = ()
+    w = 0.0
     hole: tuple[float, float] | None = None
     prefix = ""
     for wall in range(first, last + 1, step):
         day, sec = divmod(wall, 86400)
         if day != day_now:
             day_now, life, hole = day, lifetime(p, day), gap(p, day, gap_rate)
+            w = weather(p.weather_key, day)
             prefix = stamp(wall, "%Y%m%d")
         h = sec / 3600.0
         if hole is not None and hole[0] <= h < hole[1]:
             continue
-        now = instant(p, day, h, life)
+        now = instant(p, day, h, life, w)
         minute = sec // 60
         row: dict[str, object] = {"time_stamp": times(f"{prefix}{minute // 60:02d}{minute % 60:02d}00")}
         for key, fn, fmt in pts:
@@ -101,13 +103,14 @@ class Day:
     def __init__(self, p: Plant, day: int) -> None:
         self.p, self.day = p, day
         self.life = lifetime(p, day)
+        self.w = weather(p.weather_key, day)
         self._at: dict[float, Instant] = {}
         self._bps: list[float] | None = None
 
     def at(self, h: float) -> Instant:
         got = self._at.get(h)
         if got is None:
-            got = self._at[h] = instant(self.p, self.day, h, self.life)
+            got = self._at[h] = instant(self.p, self.day, h, self.life, self.w)
         return got
 
     def breakpoints(self) -> list[float]:

@@ -235,7 +235,7 @@ def breakpoints(p: Plant, day: int) -> list[float]:
 # are >= 0 and within a fraction of a percent of zero.
 
 W_LO, W_HI = 0.15, 1.0  # the range of weather()
-_BINS = 8
+_BINS = 16
 _EDGES = tuple(W_LO + (W_HI - W_LO) * k / _BINS for k in range(_BINS + 1))
 _TABLES: dict[int, _WeatherTable] = {}
 _TABLES_LOCK = threading.Lock()
@@ -373,8 +373,8 @@ class Instant:
     dis: float
 
 
-def instant(p: Plant, day: int, h: float, life: tuple[float, ...] | None = None) -> Instant:
-    s = day_model(p, day, h)
+def instant(p: Plant, day: int, h: float, life: tuple[float, ...] | None = None, w: float | None = None) -> Instant:
+    s = day_model(p, day, h, w)
     pv, load, feed, buy, ch, dis = life if life is not None else lifetime(p, day)
     return Instant(p, h, s, pv + s.pv_wh, load + s.load_wh, feed + s.feed_wh, buy + s.buy_wh,
                    ch + s.charge_wh, dis + s.discharge_wh)
