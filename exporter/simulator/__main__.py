@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-fail-keys", choices=("recorded", "table"), default="recorded",
                    help="fail_ps_key_list/fail_sn_list (recorded) or illegal_ps_key_list/illgal_sn_list (table)")
     p.add_argument("--device-claim-key", choices=("mixed", "claim_state", "rel_state", "both"), default="mixed")
+    p.add_argument("--history-current-day", choices=("none", "lagged"), default="none",
+                   help="minute history of the current day: none (reference text) or up to 5 minutes ago (recorded)")
+    p.add_argument("--history-window", choices=("closed", "left_open"), default="closed",
+                   help="whether a minute window's start row is included (closed) or not (left_open)")
+    p.add_argument("--history-types", choices=("recorded", "table"), default="recorded",
+                   help="history values and time_stamp as strings (recorded) or numbers (field tables)")
+    p.add_argument("--history-gap-rate", type=float, default=0.08, metavar="R",
+                   help="share of plant-days with a stretch of missing minute rows")
     p.add_argument("--open-faults", type=int, default=None, metavar="N",
                    help="exactly N open fault/alarm records across the fleet")
     p.add_argument("--appkey", default="DEMOAPPKEY00000000000000000000001")
@@ -55,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         total_key=None if args.total_key == "none" else args.total_key, max_page_size=args.max_page_size,
         expired_token_style=args.expired_token_style, log_requests=args.log_requests,
         install_power_unit=args.install_power_unit, device_fail_keys=args.device_fail_keys,
-        device_claim_key=args.device_claim_key,
+        device_claim_key=args.device_claim_key, history_current_day=args.history_current_day,
+        history_window=args.history_window, history_types=args.history_types,
+        history_gap_rate=args.history_gap_rate,
     )
     if args.open_faults is not None:
         sim.set_open_fault_count(args.open_faults)

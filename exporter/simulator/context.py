@@ -34,6 +34,10 @@ class Context(Protocol):
     install_power_unit: str
     device_fail_keys: str
     device_claim_key: str
+    history_current_day: str
+    history_window: str
+    history_types: str
+    history_gap_rate: float
 
 
 class Host(Protocol):

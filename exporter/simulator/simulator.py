@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 import threading
 import time
@@ -9,9 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import api_details, api_devices, api_faults, endpoints
+from . import api_details, api_devices, api_faults, api_history, endpoints, history
 from .alarms import AlarmBook
 from .api_devices import CLAIM_KEYS, FAIL_KEYS
+from .api_history import CURRENT_DAY_MODES, TYPE_STYLES, WINDOW_MODES
 from .auth import Auth
 from .context import Context
 from .devices import DeviceRegistry
@@ -40,6 +42,8 @@ ROUTES: dict[str, tuple[str, Endpoint]] = {
     "/openapi/getDeviceList": (LEGACY, api_devices.legacy_list),
     "/openapi/platform/getDeviceRealTimeData": (PLATFORM, api_devices.platform_realtime),
     "/openapi/getDeviceRealTimeData": (LEGACY, api_devices.legacy_realtime),
+    "/openapi/platform/getPowerStationPointMinuteDataList": (PLATFORM, api_history.minute_data),
+    "/openapi/platform/getPowerStationPointDayMonthYearDataList": (PLATFORM, api_history.day_month_year_data),
 }
 INSTALL_POWER_UNITS = ("W", "kW")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -91,6 +95,10 @@ class Simulator:
         install_power_unit: str = "W",
         device_fail_keys: str = "recorded",
         device_claim_key: str = "mixed",
+        history_current_day: str = "none",
+        history_window: str = "closed",
+        history_types: str = "recorded",
+        history_gap_rate: float = 0.08,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if total_key not in TOTAL_KEYS:
@@ -101,6 +109,14 @@ class Simulator:
             raise ValueError(f"device_fail_keys must be one of {tuple(FAIL_KEYS)}")
         if device_claim_key not in CLAIM_KEYS:
             raise ValueError(f"device_claim_key must be one of {CLAIM_KEYS}")
+        if history_current_day not in CURRENT_DAY_MODES:
+            raise ValueError(f"history_current_day must be one of {CURRENT_DAY_MODES}")
+        if history_window not in WINDOW_MODES:
+            raise ValueError(f"history_window must be one of {WINDOW_MODES}")
+        if history_types not in TYPE_STYLES:
+            raise ValueError(f"history_types must be one of {TYPE_STYLES}")
+        if not 0.0 <= history_gap_rate <= 1.0:
+            raise ValueError("history_gap_rate must be between 0 and 1")
         if expired_token_style not in ("envelope", "oauth_error"):
             raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
         self.host, self.port = host, port
@@ -117,6 +133,10 @@ class Simulator:
         self.install_power_unit = install_power_unit
         self.device_fail_keys = device_fail_keys
         self.device_claim_key = device_claim_key
+        self.history_current_day = history_current_day
+        self.history_window = history_window
+        self.history_types = history_types
+        self.history_gap_rate = history_gap_rate
         self.clock = clock
         self.fleet = Fleet(seed, plants, clock())
         self.devices = DeviceRegistry(seed)  # lazy: nothing is generated until a plant's devices are asked for
@@ -388,6 +408,18 @@ class Simulator:
 
     def set_fleet_size(self, n: int) -> None:
         self.fleet.set_size(n, self.clock())
+
+    # History -------------------------------------------------------------------------------------
+    def history_gap(self, ps_id: int, date: str) -> tuple[str, str] | None:
+        """The plant's missing minute rows on a plant-local date (yyyyMMdd): (first missing row, first row
+        after the gap) as yyyyMMddHHmmss (the second may be the next day's 000000), or None without a gap."""
+        plant = self.fleet.by_id[ps_id]
+        day = calendar.timegm(time.strptime(date, "%Y%m%d")) // 86400
+        hole = history.gap(plant, day, self.history_gap_rate)
+        if hole is None:
+            return None
+        first, after = (history.stamp(round(day * 86400 + h * 3600)) for h in hole)
+        return first, after
 
 
 def _alter(reply: Reply, fault: Fault) -> Reply:
