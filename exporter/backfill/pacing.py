@@ -28,7 +28,7 @@ READ_EVERY = 60.0  # seconds between two readings of the exporter's /metrics
 _SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _WANTED = ("isolarcloud_api_budget_calls_per_hour", "isolarcloud_api_calls_current_hour",
-           "isolarcloud_collection_budget_calls_per_hour", "isolarcloud_plants")
+           "isolarcloud_collection_budget_calls_per_hour", "isolarcloud_plants", "isolarcloud_plant_info")
 
 
 class ExporterError(Exception):
@@ -41,12 +41,14 @@ class ExporterReading:
     used: float  # U: the exporter's calls in the current clock hour
     planned: float  # E: its collections' budget shares, calls per hour
     plants: int | None  # isolarcloud_plants: the size of its current plant list
+    zones: tuple[str, ...] = ()  # the plants' time zones as the API writes them (isolarcloud_plant_info)
 
 
 def parse_exporter_metrics(lines: Iterable[str], account: str) -> ExporterReading:
-    """The four figures for `account` from a /metrics body (text format or OpenMetrics), line by line."""
+    """The figures for `account` from a /metrics body (text format or OpenMetrics), line by line."""
     found: dict[str, float] = {}
     planned = 0.0
+    zones: set[str] = set()
     for line in lines:
         if not line.startswith(_WANTED):
             continue
@@ -61,7 +63,9 @@ def parse_exporter_metrics(lines: Iterable[str], account: str) -> ExporterReadin
         except ValueError:
             continue
         name = match.group(1)
-        if name == "isolarcloud_collection_budget_calls_per_hour":
+        if name == "isolarcloud_plant_info":
+            zones.add(labels.get("time_zone", "").replace('\\"', '"').replace("\\\\", "\\"))
+        elif name == "isolarcloud_collection_budget_calls_per_hour":
             planned += value if math.isfinite(value) else 0.0
         else:
             found[name] = value
@@ -70,7 +74,7 @@ def parse_exporter_metrics(lines: Iterable[str], account: str) -> ExporterReadin
     plants = found.get("isolarcloud_plants")
     return ExporterReading(found["isolarcloud_api_budget_calls_per_hour"],
                            found.get("isolarcloud_api_calls_current_hour", 0.0), planned,
-                           int(plants) if plants is not None else None)
+                           int(plants) if plants is not None else None, tuple(sorted(zones)))
 
 
 def reserve(budget: float) -> float:

@@ -28,6 +28,7 @@ from ..config import AccountConfig, Config
 from ..data import Plant
 from ..fetch.envelope import ApiError, CredentialError, QuotaError, TokenError
 from ..fetch.history import HistoryApi, HistoryResult
+from ..fetch.parse import zone_offset
 from ..fetch.plants import parse_plant
 from ..fetch.session import ApiSession
 from ..fetch.transport import Gateway, Recorder
@@ -429,6 +430,7 @@ class Estimate:
     calls: dict[str, int]  # endpoint → calls
     per_hour: float
     done: int = 0  # calls of the plan already done (a resumed run)
+    exact: bool = True  # False: the plants' zones are unknown and the last day may be one too late
 
     @property
     def total(self) -> int:
@@ -459,15 +461,22 @@ def estimate(options: Options, account: AccountConfig, pacer: Pacer, reading: Ex
     else:
         raise bad_input("--dry-run: the plant count is unknown without a call: pass --plants N, or run it beside "
                         "the exporter (--exporter.url)")
+    exact = True
     if state is not None and state.last:
         last = date.fromisoformat(state.last)
     else:
-        # Without the plants' zones the last day is not known to the day: assume the zone furthest ahead, whose
-        # last day is the latest, so that the estimate is never short.
-        zones = list(plant_zones(saved, account.api_time_zone)[0].values()) if saved else \
-            [timezone(timedelta(hours=14))]
+        if saved:
+            zones = list(plant_zones(saved, account.api_time_zone)[0].values())
+        else:
+            known = [zone_offset(account.api_time_zone, z) for z in (reading.zones if reading else ())]
+            zones = [z for z in known if z is not None]
+        if not zones:
+            # Without the plants' zones the last day is not known to the day: assume the zone furthest ahead,
+            # whose last day is the latest, so that the estimate is never short.
+            zones, exact = [timezone(timedelta(hours=14))], False
         last = last_complete_day(now, zones)
         if options.last is not None:
+            exact = exact or options.last <= last_complete_day(now, [timezone(timedelta(hours=-12))])
             last = min(options.last, last)
     plan = Plan(tuple(str(i) for i in range(count)), options.first, last, options.resolution)
     done = state.done if state is not None else 0
@@ -475,7 +484,7 @@ def estimate(options: Options, account: AccountConfig, pacer: Pacer, reading: Ex
     if saved is None:
         calls["queryPowerStationList"] = plant_list_api(cast(ApiSession, None), account).calls(count)
     calls[plan.path.rsplit("/", 1)[-1]] = max(0, len(plan) - done)
-    return Estimate(account.name, count, options.first, last, calls, pacer.per_hour(), done)
+    return Estimate(account.name, count, options.first, last, calls, pacer.per_hour(), done, exact)
 
 
 def describe(estimates: Sequence[Estimate], resolution: str) -> str:
@@ -485,7 +494,9 @@ def describe(estimates: Sequence[Estimate], resolution: str) -> str:
     for e in estimates:
         days = (e.last - e.first).days + 1
         lines.append(f"account {e.account}: {e.plants} plants, {e.first} to {e.last} ({days} days of {kind})"
-                     + (f", {e.done} calls already done" if e.done else ""))
+                     + (f", {e.done} calls already done" if e.done else "")
+                     + ("" if e.exact else " (at most: the plants' time zones are unknown, the last day may be "
+                        "one earlier)"))
         for endpoint, calls in e.calls.items():
             lines.append(f"  {endpoint:<42} {calls:>9,} calls")
         hours = e.hours

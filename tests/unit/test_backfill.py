@@ -390,8 +390,12 @@ isolarcloud_collection_budget_calls_per_hour{account="home",collection="plants"}
 isolarcloud_collection_budget_calls_per_hour{account="home",collection="realtime"} 36.0
 isolarcloud_collection_budget_calls_per_hour{account="other",collection="plants"} 99.0
 isolarcloud_plant_power_watts{account="home",ps_id="1"} 5.0
+isolarcloud_plant_info{account="home",connect_type="",location="x",ps_id="1",time_zone="GMT+8"} 1.0
+isolarcloud_plant_info{account="home",connect_type="",location="y",ps_id="2",time_zone="GMT-2"} 1.0
+isolarcloud_plant_info{account="home",connect_type="",location="z",ps_id="3",time_zone="GMT+8"} 1.0
 """
-    assert parse_exporter_metrics(body.splitlines(), "home") == ExporterReading(1000, 17, 60, 120)
+    assert parse_exporter_metrics(body.splitlines(), "home") == ExporterReading(1000, 17, 60, 120,
+                                                                                ("GMT+8", "GMT-2"))
     with pytest.raises(Exception, match="no account named 'nope'"):
         parse_exporter_metrics(body.splitlines(), "nope")
 
