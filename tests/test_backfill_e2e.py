@@ -10,8 +10,10 @@ energy" panel a bar for each past day.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -150,3 +152,32 @@ def test_simulator_history_through_backfill_and_promtool_into_prometheus(
         assert result, expr
         bars = {float(t): float(v) for t, v in result[0]["values"]}
         assert set(bars) == set(past) and all(v > 0 for v in bars.values()), bars
+
+
+def test_sigterm_during_a_budget_wait_saves_the_run_and_the_same_command_continues(
+        tmp_path: Path, make_sim: Callable[..., Simulator]) -> None:
+    sim = make_sim(plants=2, seed=12)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"accounts": [oauth_account(sim, tmp_path / "tokens.json", name=ACCOUNT)]}))
+    config.chmod(0o600)
+    first = (datetime.now(timezone.utc).date() - timedelta(days=3)).isoformat()
+    command = [sys.executable, "-m", "exporter", "backfill", "--config.file", str(config), "--from", first,
+               "--to", first, "--resolution", "1h", "--output", str(tmp_path / "out.om")]
+    # Three calls an hour: the token refresh, the plant list and one history call, then a wait for the next hour.
+    proc = subprocess.Popen([*command, "--budget-per-hour", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while sim.count("MinuteData") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    assert err.strip().splitlines()[-1] == (f"isolarcloud-exporter backfill: interrupted; the run is saved in "
+                                            f"{tmp_path / 'out.om.checkpoint'}: run the same command again to "
+                                            "continue")
+    assert not (tmp_path / "out.om").exists()
+    done = subprocess.run([*command, "--budget-per-hour", "1000"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sim.count("MinuteData") == 8  # the one made before the signal is not made again
+    assert (tmp_path / "out.om").read_text().endswith("# EOF\n")

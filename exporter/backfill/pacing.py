@@ -140,13 +140,17 @@ class Pacer:
         return max(0.0, min(rates))
 
     def acquire(self) -> None:
-        """Wait until a call fits this hour's allowance, then count it."""
+        """Wait until a call fits this hour's allowance (`count` then counts it, and any call it brings along)."""
         while True:
             now = self.clock()
             if self.allowance(now) >= 1:
-                self.own += 1
                 return
             self.wait_next_hour(now, "the hour's budget is spent")
+
+    def count(self) -> None:
+        """One request made: every one counts, token refreshes and retries after a renewed token included."""
+        self._roll(self.clock())
+        self.own += 1
 
     def wait_next_hour(self, now: float, why: str) -> None:
         wait = 3600.0 - now % 3600 + 1.0

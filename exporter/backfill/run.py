@@ -141,6 +141,7 @@ class AccountRun:
         if self._session is None:
             def record(endpoint: str, result: str) -> None:
                 self.requests[endpoint] += 1
+                self.pacer.count()
 
             inner = account_session(self.account, self.options.config, record, lambda kind, result: None,
                                     self.backfill.clock, gateway=self.backfill.gateway)

@@ -371,6 +371,7 @@ def test_beside_an_exporter_the_two_stay_within_the_accounts_budget() -> None:
     assert pacer.allowance(clock()) == 48
     for _ in range(48):
         pacer.acquire()
+        pacer.count()
     assert clock.slept == []
     pacer.acquire()  # the 49th waits for the next hour, where the exporter is read again
     assert clock.slept == [3601.0] and len(reads) == 2
@@ -465,3 +466,64 @@ def test_plants_whose_zone_cannot_be_read_are_left_out_unless_a_fixed_zone_is_se
     _families, series = parse((tmp_path / "out.om").read_text())
     first = min(ts for rows in series.values() for ts, _ in rows)
     assert first == int(datetime(2024, 3, 5, tzinfo=UTC8).timestamp())
+
+
+class FakeTty:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_on_a_terminal_the_progress_bar_is_tqdms_and_without_it_log_lines(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """tqdm is an optional dependency (the `progress` extra), absent from the test environment: a stand-in with
+    its interface shows what the backfill asks of it; without it, a terminal gets log lines."""
+    import sys
+    import types
+
+    from exporter.backfill.progress import Progress
+
+    made: list[Any] = []
+
+    class Bar:
+        def __init__(self, **kwargs: Any) -> None:
+            self.kwargs, self.updates, self.postfix, self.written, self.closed = kwargs, 0, "", [], False
+            made.append(self)
+
+        def update(self, n: int) -> None:
+            self.updates += n
+
+        def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+            self.postfix = text
+
+        def write(self, text: str) -> None:
+            self.written.append(text)
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=Bar))
+    progress = Progress(total=10, done=4, days=3, plants=120, per_hour=100, stream=FakeTty())  # type: ignore[arg-type]
+    progress.advance(day=1, samples=500)
+    progress.note("waiting for the next clock hour")
+    progress.close()
+    bar = made[0]
+    assert bar.kwargs["total"] == 10 and bar.kwargs["initial"] == 4 and bar.kwargs["unit"] == "call"
+    assert bar.updates == 1 and bar.postfix == "day 2/3, 120 plants, 500 samples" and bar.closed
+    assert bar.written == ["waiting for the next clock hour"]
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # not installed: the import fails
+    caplog.set_level("INFO", logger="exporter.backfill")
+    plain = Progress(total=10, done=0, days=3, plants=120, per_hour=3600, stream=FakeTty())  # type: ignore[arg-type]
+    assert plain.bar is None
+    plain.advance(day=0, samples=7)
+    assert "backfill progress: 1/10 calls (10%), day 1/3, 120 plants, 7 samples, about 0m09s left" in caplog.text
