@@ -110,8 +110,17 @@ def test_simulator_history_through_backfill_and_promtool_into_prometheus(
     assert len(zones) == 4
 
     data = tmp_path / "data"
-    assert move_blocks(blocks, data)
+    data.mkdir()
     with prometheus_on(data, tmp_path) as prom:
+        # As docs/backfill.md says: moved into the data directory of a running Prometheus, the blocks are
+        # loaded at its next block reload (about a minute), without a restart.
+        assert move_blocks(blocks, data)
+        probe = f"count(isolarcloud_plant_energy_joules_total{{account=\"{ACCOUNT}\"}})"
+        at = datetime.combine(first + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc).timestamp()
+        deadline = time.monotonic() + 150
+        while not prom.query(probe, at):
+            assert time.monotonic() < deadline, "the moved blocks were not loaded"
+            time.sleep(2)
         # A past day in every plant's zone: the day before yesterday (UTC), three morning-to-noon windows.
         day = today - timedelta(days=2)
         compared = 0
