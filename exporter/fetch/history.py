@@ -177,16 +177,23 @@ class HistoryApi:
         data = self.session.call(DAILY_PATH, params)
         result = HistoryResult(illegal=_illegal(data))
         by_point = {"p" + str(q.point_id): q for q in quantities}
+        # The same hundred dates recur for every plant and point of the answer: each is read once per zone.
+        stamps: dict[tuple[str, timezone], float | None] = {}
         for key, entry in _plant_entries(data, zones):
             tz = zones[key]
             parsed: dict[float, dict[str, float]] = {}
             for quantity, row in _daily_rows(entry, by_point):
-                day = _day(row.get("time_stamp"))
-                if day is None or not first <= day <= last:
+                raw = row.get("time_stamp")
+                memo = (repr(raw), tz)
+                if memo not in stamps:
+                    day = _day(raw)
+                    stamps[memo] = (datetime.combine(day, stamp, tzinfo=tz).timestamp()
+                                    if day is not None and first <= day <= last else None)
+                ts = stamps[memo]
+                if ts is None:
                     continue
                 value = _scaled(_data_type_value(row, PEAK), quantity)
                 if value is not None:
-                    ts = datetime.combine(day, stamp, tzinfo=tz).timestamp()
                     parsed.setdefault(ts, {})[quantity.key] = value
             if parsed:
                 result.rows[key] = sorted(parsed.items())
