@@ -13,7 +13,9 @@ and judged like an answer from the wire. The process reports:
 * CPU (user + system, this process) of the run, less the CPU the fake cloud spent building its answers (timed
   apart with the thread's CPU clock), per 10,000 samples written;
 * peak RSS (`ru_maxrss`) of the process, which must stay flat as the fleet grows: spools stream to disk and a
-  call's answer is the largest thing held.
+  call's answer is the largest thing held;
+* for `:tsdb` cases (`--tsdb-dir`), the CPU of the promtool runs (this process's children) and the samples
+  counted in the blocks' meta.json.
 
 One markdown table is printed at the end, a row per case.
 """
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 NOW = datetime(2024, 6, 30, 12, 0).timestamp()
 
 
-def case(plants: int, days: int, resolution: str, workdir: Path) -> dict[str, Any]:
+def case(plants: int, days: int, resolution: str, workdir: Path, tsdb: bool = False) -> dict[str, Any]:
     """One backfill in this process; returns its figures."""
     from exporter.backfill.cli import backfill, backfill_parser
     from exporter.fetch.envelope import decode, endpoint_name
@@ -106,7 +108,8 @@ def case(plants: int, days: int, resolution: str, workdir: Path) -> dict[str, An
     first = last - timedelta(days=days - 1)
     args = backfill_parser().parse_args([
         "--config.file", str(config), "--from", first.isoformat(), "--to", last.isoformat(), "--resolution",
-        resolution, "--output", str(workdir / "out.om"), "--budget-per-hour", "100000000", "--log.level", "warn"])
+        resolution, *(["--tsdb-dir", str(workdir / "blocks")] if tsdb else ["--output", str(workdir / "out.om")]),
+        "--budget-per-hour", "100000000", "--log.level", "warn"])
     cpu0 = os.times()
     wall0 = time.monotonic()
     code = backfill(args, clock=lambda: NOW, sleep=lambda s: None, gateway=Cloud)
@@ -114,16 +117,22 @@ def case(plants: int, days: int, resolution: str, workdir: Path) -> dict[str, An
     cpu1 = os.times()
     assert code == 0, code
     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    size = (workdir / "out.om").stat().st_size
-    with open(workdir / "out.om", "rb") as handle:
-        samples = sum(1 for line in handle if not line.startswith(b"#"))
+    promtool_cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
+    if tsdb:
+        metas = [json.loads(m.read_text()) for m in (workdir / "blocks").glob("*/meta.json")]
+        samples = sum(m["stats"]["numSamples"] for m in metas)
+        size = sum(f.stat().st_size for f in (workdir / "blocks").rglob("*") if f.is_file())
+    else:
+        size = (workdir / "out.om").stat().st_size
+        with open(workdir / "out.om", "rb") as handle:
+            samples = sum(1 for line in handle if not line.startswith(b"#"))
     history = "getPowerStationPointDayMonthYearDataList" if resolution == "1d" else \
         "getPowerStationPointMinuteDataList"
     expected = daily_calls(plants, days) if resolution == "1d" else minute_calls(plants, days)
     return {"plants": plants, "days": days, "resolution": resolution, "history_calls": calls.get(history, 0),
             "expected_calls": expected, "list_calls": calls.get("queryPowerStationList", 0),
             "expected_list_calls": max(1, -(-plants // 100)), "samples": samples, "bytes": size,
-            "cpu": cpu, "fake_cpu": fake_cpu[0], "wall": wall,
+            "cpu": cpu, "fake_cpu": fake_cpu[0], "wall": wall, "tsdb": tsdb, "promtool_cpu": promtool_cpu,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -132,14 +141,14 @@ def main() -> int:
     parser.add_argument("--plants", default="10,100,1000")
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--resolution", default="15m")
-    parser.add_argument("--extra", default="100:7:15m,1000:365:1d",
-                        help="more cases as plants:days:resolution, comma-separated")
+    parser.add_argument("--extra", default="100:7:15m,1000:365:1d,100:2:5m:tsdb,100:365:1d:tsdb",
+                        help="more cases as plants:days:resolution[:tsdb], comma-separated")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
     if args.one:
-        plants, days, resolution = args.one.split(":")
+        plants, days, resolution, *mode = args.one.split(":")
         with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
-            print(json.dumps(case(int(plants), int(days), resolution, Path(tmp))))
+            print(json.dumps(case(int(plants), int(days), resolution, Path(tmp), tsdb=mode == ["tsdb"])))
         return 0
     cases = [f"{p}:{args.days}:{args.resolution}" for p in args.plants.split(",")]
     cases += [c for c in args.extra.split(",") if c]
@@ -150,14 +159,15 @@ def main() -> int:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(result)
         print(json.dumps(result), file=sys.stderr)
-    print("| plants | days | resolution | history calls (arithmetic) | list calls (arithmetic) | samples | file MB "
-          "| CPU s (less fake cloud) | CPU s per 10,000 samples | wall s | peak RSS MB |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| plants | days | resolution | output | history calls (arithmetic) | list calls (arithmetic) | samples "
+          "| output MB | CPU s (less fake cloud) | CPU s per 10,000 samples | promtool CPU s | wall s | peak RSS MB |")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         own = r["cpu"] - r["fake_cpu"]
-        print(f"| {r['plants']:,} | {r['days']} | {r['resolution']} | {r['history_calls']:,} ({r['expected_calls']:,})"
-              f" | {r['list_calls']} ({r['expected_list_calls']}) | {r['samples']:,} | {r['bytes'] / 1e6:,.1f} "
-              f"| {own:.2f} | {own / max(r['samples'], 1) * 10_000:.3f} | {r['wall']:.1f} | {r['peak_rss_mb']:.0f} |")
+        print(f"| {r['plants']:,} | {r['days']} | {r['resolution']} | {'blocks' if r['tsdb'] else 'file'} "
+              f"| {r['history_calls']:,} ({r['expected_calls']:,}) | {r['list_calls']} ({r['expected_list_calls']}) "
+              f"| {r['samples']:,} | {r['bytes'] / 1e6:,.1f} | {own:.2f} | {own / max(r['samples'], 1) * 10_000:.3f} "
+              f"| {r['promtool_cpu']:.1f} | {r['wall']:.1f} | {r['peak_rss_mb']:.0f} |")
         if r["history_calls"] != r["expected_calls"] or r["list_calls"] != r["expected_list_calls"]:
             print("CALLS DIFFER FROM THE ARITHMETIC", file=sys.stderr)
             return 1
