@@ -67,11 +67,12 @@ class Spools:
         for q in self.quantities:
             path = self.directory / f"{q.key}.part"
             size = int(sizes.get(q.key, 0))
+            have = path.stat().st_size if path.exists() else 0
+            if have < size:  # lost after the checkpoint noted it (a disk restored from an older copy?)
+                raise FileNotFoundError(f"{path}: the checkpoint expects {size} bytes of it, there are {have}")
             if path.exists():
                 with open(path, "r+b") as handle:
                     handle.truncate(size)
-            elif size:
-                raise FileNotFoundError(f"{path}: the checkpoint expects {size} bytes of it")
 
     def write(self, labels: str, ts: float, values: Mapping[str, float]) -> int:
         """One stamp of one plant: a line per quantity that has a value (gaps stay gaps). Returns the lines.

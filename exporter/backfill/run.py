@@ -215,10 +215,8 @@ class AccountRun:
         current = _segment(next(plan.units(skip=state.done - 1))) if state.done else None
         try:
             for unit in plan.units(skip=state.done):
-                if segments and current is not None and _segment(unit) != current:
-                    if state.converted != current:
-                        self._convert_segment(spools, plan, current, checkpoint)
-                    current = None
+                if segments and current not in (None, state.converted) and _segment(unit) != current:
+                    self._convert_segment(spools, plan, current, checkpoint)
                 current = _segment(unit)
                 result = self._call(history, plan, unit, {ps: zones[ps] for ps in unit.batch}, progress)
                 written = 0
@@ -237,7 +235,7 @@ class AccountRun:
                 if time.monotonic() - saved_at >= self.backfill.save_every:
                     checkpoint()
                     saved_at = time.monotonic()
-            if segments and current is not None and state.converted != current:
+            if segments and current not in (None, state.converted):
                 self._convert_segment(spools, plan, current, checkpoint)
         finally:
             checkpoint()

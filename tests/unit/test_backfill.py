@@ -527,3 +527,18 @@ def test_on_a_terminal_the_progress_bar_is_tqdms_and_without_it_log_lines(
     assert plain.bar is None
     plain.advance(day=0, samples=7)
     assert "backfill progress: 1/10 calls (10%), day 1/3, 120 plants, 7 samples, about 0m09s left" in caplog.text
+
+
+def test_spool_files_shorter_than_the_checkpoint_says_are_refused(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    cloud = Cloud(plants=1)
+    cloud.interrupt_at = 3
+    flags = ("--from", "2024-03-05", "--to", "2024-03-05", "--budget-per-hour", "1000")
+    with pytest.raises(Interrupt):
+        run(tmp_path, cloud, *flags)
+    spool = tmp_path / "out.om.checkpoint.d" / "home" / "power_watts.part"
+    spool.write_bytes(spool.read_bytes()[:10])
+    capsys.readouterr()
+    assert run(tmp_path, cloud, *flags) == 2
+    err = capsys.readouterr().err
+    assert "the interrupted run's files are incomplete" in err and "remove" in err
