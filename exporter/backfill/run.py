@@ -497,7 +497,7 @@ def describe(estimates: Sequence[Estimate], resolution: str) -> str:
                      + ("" if e.exact else " (at most: the plants' time zones are unknown, the last day may be "
                         "one earlier)"))
         for endpoint, calls in e.calls.items():
-            lines.append(f"  {endpoint:<42} {calls:>9,} calls")
+            lines.append(f"  {endpoint:<42} {calls:>9,} call{'' if calls == 1 else 's'}")
         hours = e.hours
         at = f"{e.per_hour:,.0f} calls/hour" if e.per_hour > 0 else "no calls left in the budget"
         lines.append(f"  {'total':<42} {e.total:>9,} calls, about {hours:,.1f} h at {at}"

@@ -410,7 +410,7 @@ def test_a_dry_run_makes_no_call_and_tells_the_arithmetic(tmp_path: Path,
     assert cloud.gateway.calls == []
     assert "100 plants, 2023-01-01 to 2023-12-31 (365 days of 15m values)" in out
     assert re.search(r"getPowerStationPointMinuteDataList\s+5,840 calls", out)
-    assert re.search(r"queryPowerStationList\s+1 calls", out)
+    assert re.search(r"queryPowerStationList\s+1 call$", out, re.M)
     assert "5,841 calls, about 5.8 h at 1,000 calls/hour" in out
     assert run(tmp_path, cloud, "--from", "2023-01-01", "--to", "2023-12-31", "--budget-per-hour", "1000",
                "--dry-run") == 2
