@@ -448,3 +448,58 @@ def test_day_month_year_limits(sim: Simulator, client: Client) -> None:
     # The current local day has no daily data yet.
     rows = client.daily([plant.ps_id], "p83022", "day", "20240618", "20240625")[str(plant.ps_id)]["p83022"]
     assert [r["time_stamp"] for r in rows] == ["20240618", "20240619"]
+
+
+# -- device minute data (what a live legacy client used for the plant's own key) ----------------------------------
+
+
+def login_token(sim: Simulator) -> str:
+    r = requests.post(f"{sim.url}/openapi/login", json={"appkey": APPKEY, "user_account": "demo@example.com",
+                                                        "user_password": "demo-password"},
+                      headers={"x-access-key": KEY, "sys_code": "901"}, timeout=10).json()
+    return str(r["result_data"]["token"])
+
+
+def test_legacy_device_minute_data_for_the_plant_key(sim: Simulator, client: Client) -> None:
+    """The recorded legacy shape: {ps_key: [{time_stamp, p<id>}]}, the same rows as the platform plant endpoint."""
+    plant = prepare(sim, 0, 10.0, storage=True)
+    token = login_token(sim)
+
+    def legacy(body: dict[str, Any]) -> dict[str, Any]:
+        return requests.post(f"{sim.url}/openapi/getDevicePointMinuteDataList",
+                             json={"appkey": APPKEY, "token": token, **body},
+                             headers={"x-access-key": KEY, "sys_code": "901"}, timeout=30).json()
+
+    key = f"{plant.ps_id}_11_0_0"
+    body = {"ps_key_list": [key], "points": "p83033,p83252", "start_time_stamp": "20240619185000",
+            "end_time_stamp": "20240619215000", "minute_interval": 5}
+    got = legacy(body)
+    assert got["result_code"] == "1" and list(got["result_data"]) == [key]
+    assert got["result_data"][key] == client.rows(plant, "20240619185000", "20240619215000", points="p83033,p83252")
+    assert legacy({**body, "points": "83033,83252"})["result_data"] == {}  # points need the p prefix
+    assert legacy({**body, "points": "p99999"})["result_data"] == {}
+    got = legacy({k: v for k, v in body.items() if k != "ps_key_list"})
+    assert (got["result_code"], got["result_msg"]) == ("009", "er_missing_parameter:ps_key_list")
+    got = legacy({**body, "end_time_stamp": "20240619225000"})
+    assert (got["result_code"], got["result_msg"]) == ("010", TOO_LONG)
+
+
+def test_platform_device_minute_data(sim: Simulator, client: Client) -> None:
+    plant = prepare(sim, 0, 1.0)
+    inverters = [d["ps_key"] for d in sim.devices_of(plant.ps_id) if d["device_type"] == 1]
+    body = {"ps_key_list": [*inverters, "1_1_1_1"], "points": "p24,p1,p83033", "start_time_stamp": "20240619110000",
+            "end_time_stamp": "20240619120000", "is_get_point_dict": "1"}
+    got = client.ok("getDevicePointMinuteDataList", body)
+    assert got["illegal_ps_key_list"] == ["1_1_1_1"]
+    assert [d["point_id"] for d in got["point_dict"]] == [24, 1]  # p83033 is no inverter point
+    plant_rows = client.rows(plant, "20240619110000", "20240619120000", points="p83033,p83022")
+    for k, row in enumerate(plant_rows):
+        # The inverters carry the plant's PV between them.
+        assert sum(num(got[key][k]["p24"]) for key in inverters) == pytest.approx(num(row["p83033"]), abs=0.1 * 5)
+        assert sum(num(got[key][k]["p1"]) for key in inverters) == pytest.approx(num(row["p83022"]), abs=0.1 * 5)
+        assert all(set(got[key][k]) == {"time_stamp", "p24", "p1"} for key in inverters)
+    mixed = client.call("getDevicePointMinuteDataList",
+                        {**body, "ps_key_list": [inverters[0], f"{plant.ps_id}_11_0_0"]})
+    assert (mixed["result_code"], mixed["result_msg"]) == ("010", "er_parameter_value_invalid:ps_key_list")
+    many = client.call("getDevicePointMinuteDataList", {**body, "ps_key_list": [f"1_1_1_{n}" for n in range(51)]})
+    assert many["result_code"] == "010"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from .common import unit_float
+from .devices import PLANT_DEVICE, Device, PlantNow, device_values
 from .fleet import Plant
 from .realtime import FORMULAS, Instant, breakpoints, ensure_model, has_data, instant, lifetime, weather
 
@@ -94,6 +95,30 @@ def minute_rows(p: Plant, first: int, last: int, step: int, point_ids: list[int]
         for key, fn, fmt in pts:
             row[key] = values(fmt(fn(now)))
         rows.append(row)
+    return rows
+
+
+def device_rows(dev: Device, p: Plant, first: int, last: int, step: int, point_ids: list[int], gap_rate: float,
+                seed: int, status: Callable[[float], int], values: Callable[[str], object],
+                times: Callable[[str], object]) -> list[dict[str, object]]:
+    """A device's rows, like minute_rows: the device real-time values of each past instant (getDeviceRealTimeData
+    at that time), without the points the device does not report. The plant's gaps are the device's gaps (they
+    share the data logger)."""
+    if dev.device_type == PLANT_DEVICE:
+        return minute_rows(p, first, last, step, point_ids, gap_rate, values, times)
+    ensure_model(p)
+    first = max(first, -(-p.first_day * 86400 // step) * step)
+    rows: list[dict[str, object]] = []
+    for wall in range(first, last + 1, step):
+        day, sec = divmod(wall, 86400)
+        hole = gap(p, day, gap_rate)
+        if hole is not None and hole[0] <= sec / 3600.0 < hole[1]:
+            continue
+        t = wall - p.utc_offset_h * 3600.0
+        got = device_values(dev, PlantNow(p, t), point_ids, status(t), seed, 0.0)
+        row: dict[str, object] = {f"p{pid}": values(v) for pid, v in got.items() if v not in (None, "")}
+        if row:
+            rows.append({"time_stamp": times(stamp(wall)), **row})
     return rows
 
 
