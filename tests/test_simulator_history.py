@@ -111,7 +111,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def sim(clock: FakeClock) -> Iterator[Simulator]:
-    with Simulator(plants=8, seed=11, clock=clock, history_gap_rate=0.0) as s:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as s:
         yield s
 
 
@@ -120,10 +120,10 @@ def client(sim: Simulator) -> Client:
     return Client(sim)
 
 
-def prepare(sim: Simulator, index: int, offset: float, storage: bool = False, install: str | None = None) -> Plant:
-    """A residential plant in a given zone, reporting every exported point (the fleet's per-plant quirks
-    otherwise leave a few points empty, deterministically)."""
-    plant = sim.plants[index]
+def prepare(sim: Simulator, nth: int, offset: float, storage: bool = False, install: str | None = None) -> Plant:
+    """The nth residential plant with (or without) a battery, moved to a zone and reporting every exported point
+    (the fleet's per-plant quirks otherwise leave a few points empty, deterministically)."""
+    plant = [p for p in sim.plants if p.is_storage == storage][nth]
     fields: dict[str, Any] = {"ps_type": 5 if storage else 4, "connect_type": 2, "utc_offset_h": offset}
     if install is not None:
         fields["install_date"] = install
@@ -180,7 +180,7 @@ def test_minute_intervals_align_to_local_midnight(sim: Simulator, client: Client
 
 
 def test_minute_options_for_the_unknowns(clock: FakeClock) -> None:
-    with Simulator(plants=3, seed=11, clock=clock, history_types="table", history_window="left_open",
+    with Simulator(plants=12, seed=11, clock=clock, history_types="table", history_window="left_open",
                    history_gap_rate=0.0) as sim:
         client = Client(sim)
         plant = prepare(sim, 0, 1.0)
@@ -238,7 +238,7 @@ def test_no_minute_data_for_the_current_local_day(sim: Simulator, client: Client
 
 
 def test_lagged_current_day_option(clock: FakeClock) -> None:
-    with Simulator(plants=3, seed=11, clock=clock, history_current_day="lagged", history_gap_rate=0.0) as sim:
+    with Simulator(plants=12, seed=11, clock=clock, history_current_day="lagged", history_gap_rate=0.0) as sim:
         client = Client(sim)
         plant = prepare(sim, 0, 10.0)  # 19:07 local
         now = client.realtime(plant)
@@ -299,7 +299,7 @@ def test_night_zero_and_energy_reset_at_local_midnight(sim: Simulator, client: C
 
 
 def test_gaps_are_missing_rows_and_stay_gaps(clock: FakeClock) -> None:
-    with Simulator(plants=6, seed=11, clock=clock, history_gap_rate=0.5) as sim:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.5) as sim:
         client = Client(sim)
         plant = prepare(sim, 0, 2.0)
         gaps = {d: sim.history_gap(plant.ps_id, d) for d in (fmt(NOW - 86400 * k, "%Y%m%d") for k in range(2, 60))}
@@ -315,10 +315,10 @@ def test_gaps_are_missing_rows_and_stay_gaps(clock: FakeClock) -> None:
         again = client.rows(plant, fmt(wall(first_missing) - 3600), fmt(wall(first_missing) + 3600))
         assert again == [r for r in rows if wall(first_missing) - 3600 <= wall(r["time_stamp"]) <=
                          wall(first_missing) + 3600]
-    with Simulator(plants=6, seed=11, clock=clock, history_gap_rate=0.5) as twin:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.5) as twin:
         plant = prepare(twin, 0, 2.0)
         assert twin.history_gap(plant.ps_id, date) == (first_missing, first_back)
-    with Simulator(plants=6, seed=11, clock=clock, history_gap_rate=0.0) as none:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as none:
         plant = prepare(none, 0, 2.0)
         assert none.history_gap(plant.ps_id, date) is None
         assert len(Client(none).day_rows(plant, date)) == 288
@@ -343,7 +343,7 @@ def test_history_starts_at_the_install_date(sim: Simulator, client: Client) -> N
 
 
 def test_daily_totals_are_the_integral_of_the_minute_data(clock: FakeClock) -> None:
-    with Simulator(plants=4, seed=11, clock=clock, history_gap_rate=0.0) as sim:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as sim:
         client = Client(sim)
         for plant in (prepare(sim, 0, 8.0, storage=True), prepare(sim, 1, -3.0)):
             date = "20240617"
@@ -503,3 +503,28 @@ def test_platform_device_minute_data(sim: Simulator, client: Client) -> None:
     assert (mixed["result_code"], mixed["result_msg"]) == ("010", "er_parameter_value_invalid:ps_key_list")
     many = client.call("getDevicePointMinuteDataList", {**body, "ps_key_list": [f"1_1_1_{n}" for n in range(51)]})
     assert many["result_code"] == "010"
+
+
+@pytest.mark.parametrize(("ps_type", "connect_type", "offset"), [(5, 2, 8.0), (4, 3, -3.0), (9, 1, 5.5), (12, 1, 1.0)],
+                         ids=["home-storage", "no-feed-in", "wind", "utility-storage"])
+def test_daily_statistics_of_every_point_are_those_of_the_minute_rows(clock: FakeClock, ps_type: int,
+                                                                       connect_type: int, offset: float) -> None:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as sim:
+        client = Client(sim)
+        # A plant generated with (or without) a battery: changing the type keeps the generated battery.
+        plant = next(p for p in sim.plants if p.is_storage == (ps_type in (5, 12)))
+        sim.set_plant(plant.ps_id, ps_type=ps_type, connect_type=connect_type, utc_offset_h=offset)
+        ids = sorted(TABLE)
+        rows: dict[str, dict[str, Any]] = {}
+        for part in (ids[:40], ids[40:]):  # at most 50 points per call
+            for row in client.day_rows(plant, "20240617", points=",".join(f"p{p}" for p in part)):
+                rows.setdefault(row["time_stamp"], {}).update(row)
+        assert len(rows) == 288
+        daily = client.daily([plant.ps_id], ",".join(f"p{p}" for p in ids), "day", "20240617", "20240617",
+                             data_type="1,2,3")[str(plant.ps_id)]
+        assert set(daily) == {key for row in rows.values() for key in row if key != "time_stamp"}
+        for key, (stats,) in daily.items():
+            values = [num(row[key]) for row in rows.values()]
+            assert (num(stats["2"]), num(stats["3"])) == (max(values), min(values)), key
+            mean = sum(values) / len(values)
+            assert num(stats["1"]) == pytest.approx(mean, rel=0.01, abs=0.06 + 0.01 * (max(values) - min(values))), key

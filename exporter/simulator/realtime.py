@@ -206,20 +206,25 @@ def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
     )
 
 
-def breakpoints(p: Plant, day: int) -> list[float]:
-    """Local hours (0..24, sorted) between which every point's curve of this day is smooth and monotone:
-    sunrise/sunset, the load bumps and their peaks, noon, the hours PV starts and stops covering the base load,
-    and the temperature extremes. The history's daily statistics are exact when taken over these."""
+def day_hours(p: Plant, day: int) -> dict[str, float]:
+    """The local hours of this day where the curves change shape: the extremes and kinks of every point."""
     d_len = 24.0 if p.is_wind else p.day_len_h
     sunrise = 0.0 if p.is_wind else 12.0 - d_len / 2.0
     sunset = sunrise + d_len
-    hours = {0.0, 24.0, 3.0, 15.0, 12.0, sunrise, sunset, sunrise - MORNING_H, sunrise - MORNING_H / 2.0,
-             sunset + EVENING_H / 2.0, sunset + EVENING_H}
+    hours = {"midnight": 0.0, "end": 24.0, "noon": 12.0, "sunrise": sunrise, "sunset": sunset,
+             "morning": sunrise - MORNING_H, "morning_peak": sunrise - MORNING_H / 2.0,
+             "evening_peak": sunset + EVENING_H / 2.0, "evening_end": sunset + EVENING_H, "cold": 3.0, "warm": 15.0}
     site_amp = (1.0 - (p.battery_share if p.is_storage else 0.0)) * p.capacity_w * p.perf * weather(p.weather_key, day)
-    if site_amp > p.base_load_w:
+    if site_amp > p.base_load_w:  # PV starts and stops covering the base load: feed-in and purchase kink
         x1 = math.asin(p.base_load_w / site_amp)
-        hours.update((sunrise + d_len * x1 / math.pi, sunset - d_len * x1 / math.pi))
-    return sorted(h for h in hours if 0.0 <= h <= 24.0)
+        hours.update(feed_start=sunrise + d_len * x1 / math.pi, feed_end=sunset - d_len * x1 / math.pi)
+    return hours
+
+
+def breakpoints(hours: dict[str, float]) -> list[float]:
+    """The hours (0..24, sorted) between which every point's curve of the day is smooth and monotone, except
+    the module temperature (83017: ambient warmth and sunshine peak at different hours)."""
+    return sorted({h for h in hours.values() if 0.0 <= h <= 24.0})
 
 
 # -- lifetime counters -------------------------------------------------------------------------------------
@@ -288,7 +293,7 @@ def _bound(p: Plant, first: int, last: int) -> list[float]:
         for c in (2, 3):  # feed-in and purchase: convex, so the chord on each bin lies above
             acc[c] = sum(n[k] * f[k][c] + (f[k + 1][c] - f[k][c]) / width * excess[k] for k in range(_BINS))
     # Rounding must not push the install-date value below zero.
-    return [v * (1.0 + 1e-9) + 0.05 for v in acc]
+    return [v * (1.0 + 1e-9) + 0.01 for v in acc]
 
 
 def install_day(p: Plant) -> int | None:
