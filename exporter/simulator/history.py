@@ -19,7 +19,18 @@ from itertools import pairwise
 from .common import unit_float
 from .devices import PLANT_DEVICE, Device, PlantNow, device_values
 from .fleet import Plant
-from .realtime import FORMULAS, Instant, breakpoints, day_hours, ensure_model, has_data, instant, lifetime, weather
+from .realtime import (
+    FORMULAS,
+    Instant,
+    Shape,
+    breakpoints,
+    day_hours,
+    day_shape,
+    ensure_model,
+    has_data,
+    instant,
+    lifetime,
+)
 
 SLOT_S = 300  # the platform keeps plant data every 5 minutes
 SLOTS_PER_DAY = 86400 // SLOT_S
@@ -90,19 +101,19 @@ def minute_rows(p: Plant, first: int, last: int, step: int, point_ids: list[int]
     rows: list[dict[str, object]] = []
     day_now = None
     life: tuple[float, ...] = ()
-    w = 0.0
+    shape: Shape | None = None
     hole: tuple[float, float] | None = None
     prefix = ""
     for wall in range(first, last + 1, step):
         day, sec = divmod(wall, 86400)
         if day != day_now:
             day_now, life, hole = day, lifetime(p, day), gap(p, day, gap_rate)
-            w = weather(p.weather_key, day)
+            shape = day_shape(p, day)
             prefix = stamp(wall, "%Y%m%d")
         h = sec / 3600.0
         if hole is not None and hole[0] <= h < hole[1]:
             continue
-        now = instant(p, day, h, life, w)
+        now = instant(p, day, h, life, shape)
         minute = sec // 60
         row: dict[str, object] = {"time_stamp": times(f"{prefix}{minute // 60:02d}{minute % 60:02d}00")}
         for key, fn, fmt in pts:
@@ -141,7 +152,7 @@ class Day:
     def __init__(self, p: Plant, day: int) -> None:
         self.p, self.day = p, day
         self.life = lifetime(p, day)
-        self.w = weather(p.weather_key, day)
+        self.shape = day_shape(p, day)
         self._at: dict[float, Instant] = {}
         self._hours: dict[str, float] | None = None
         self._ext: dict[int, tuple[float, float]] = {}
@@ -149,12 +160,12 @@ class Day:
     def at(self, h: float) -> Instant:
         got = self._at.get(h)
         if got is None:
-            got = self._at[h] = instant(self.p, self.day, h, self.life, self.w)
+            got = self._at[h] = instant(self.p, self.day, h, self.life, self.shape)
         return got
 
     def hours(self) -> dict[str, float]:
         if self._hours is None:
-            self._hours = day_hours(self.p, self.day)
+            self._hours = day_hours(self.shape)
         return self._hours
 
     def peak(self, pid: int) -> float:
