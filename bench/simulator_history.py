@@ -4,15 +4,16 @@
     python bench/simulator_history.py [--plants 100] [--calls 200] [--interval 5]
 
 Minute data: calls of 3 hours x 50 plants x the 13 exported points, walking back through past days (every
-call a new window, so no answer is served from a cache the backfill would not hit either). Daily data: 100
-days x 50 plants of the daily totals (data_type 2). Prints calls per second and the simulator's CPU per call
-(the simulator runs in this process: client and server share the CPU, as in the end-to-end tests).
+call a new window, as a backfill walks). Daily data: 100 days x 50 plants (data_type 2), of the daily energy
+and lifetime counters, and of all 13 points. Prints calls per second and CPU per call (the simulator runs in
+this process: the CPU figure counts client and server, as in the end-to-end tests).
 """
 
 from __future__ import annotations
 
 import argparse
 import calendar
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,9 +23,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.simulator import Simulator
+from exporter.simulator import Simulator, api_history
+from exporter.simulator.envelope import Request
 
 POINTS = "p83033,p83022,p83024,p83106,p83118,p83124,p83549,p83072,p83075,p83102,p83105,p83252,p83326"
+DAILY_POINTS = "p83022,p83024,p83118,p83124,p83072,p83075,p83102,p83105"
 NOW = float(calendar.timegm((2025, 6, 20, 12, 0, 0)))
 
 
@@ -61,18 +64,30 @@ def main() -> int:
         print(f"minute data, 3 h x 50 plants x 13 points every {args.interval} min: {args.calls} calls in "
               f"{wall:.1f} s = {args.calls / wall:.1f} calls/s ({used / args.calls * 1000:.1f} ms CPU per call, "
               f"client included; {rows / args.calls:.0f} rows, ~{size / args.calls / 1024:.0f} KiB per answer)")
+        # The same calls without HTTP and the client's JSON parsing: what the simulator itself spends.
+        cpu = time.process_time()
+        for k, start in enumerate(windows):
+            body = {"ps_id_list": batches[k % len(batches)], "points": POINTS, "minute_interval": args.interval,
+                    "start_time_stamp": time.strftime("%Y%m%d%H%M%S", time.gmtime(start)),
+                    "end_time_stamp": time.strftime("%Y%m%d%H%M%S", time.gmtime(start + 10800))}
+            json.dumps(api_history.minute_data(sim, Request("", {}, body, NOW), None).payload)
+        used = time.process_time() - cpu
+        print(f"  the simulator's share (handler and JSON encoding, no HTTP): {used / args.calls * 1000:.1f} ms CPU "
+              f"per call = {args.calls / used:.0f} calls per CPU-second")
         n = max(1, args.calls // 20)
-        started, cpu = time.perf_counter(), time.process_time()
-        for k in range(n):
-            end = time.gmtime(NOW - 86400 * (1 + 100 * k))
-            begin = time.gmtime(NOW - 86400 * (100 + 100 * k))
-            call("getPowerStationPointDayMonthYearDataList", {
-                "ps_id_list": batches[k % len(batches)], "data_point": POINTS, "query_type": "day",
-                "data_type": "2", "order": 0, "start_time": time.strftime("%Y%m%d", begin),
-                "end_time": time.strftime("%Y%m%d", end)})
-        wall, used = time.perf_counter() - started, time.process_time() - cpu
-        print(f"daily data, 100 days x 50 plants x 13 points (peak): {n} calls in {wall:.1f} s = "
-              f"{n / wall:.2f} calls/s ({used / n * 1000:.0f} ms CPU per call)")
+        for label, points in (("daily totals and lifetime counters (8 points)", DAILY_POINTS),
+                              ("all 13 points (powers and SOC too)", POINTS)):
+            started, cpu = time.perf_counter(), time.process_time()
+            for k in range(n):
+                end = time.gmtime(NOW - 86400 * (1 + 100 * k))
+                begin = time.gmtime(NOW - 86400 * (100 + 100 * k))
+                call("getPowerStationPointDayMonthYearDataList", {
+                    "ps_id_list": batches[k % len(batches)], "data_point": points, "query_type": "day",
+                    "data_type": "2", "order": 0, "start_time": time.strftime("%Y%m%d", begin),
+                    "end_time": time.strftime("%Y%m%d", end)})
+            wall, used = time.perf_counter() - started, time.process_time() - cpu
+            print(f"daily data, 100 days x 50 plants, {label}, peak: {n} calls in {wall:.1f} s = "
+                  f"{n / wall:.2f} calls/s ({used / n * 1000:.0f} ms CPU per call)")
     return 0
 
 

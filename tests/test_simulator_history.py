@@ -111,7 +111,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def sim(clock: FakeClock) -> Iterator[Simulator]:
-    with Simulator(plants=8, seed=11, clock=clock, history_gap_rate=0.0) as s:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as s:
         yield s
 
 
@@ -120,10 +120,10 @@ def client(sim: Simulator) -> Client:
     return Client(sim)
 
 
-def prepare(sim: Simulator, index: int, offset: float, storage: bool = False, install: str | None = None) -> Plant:
-    """A residential plant in a given zone, reporting every exported point (the fleet's per-plant quirks
-    otherwise leave a few points empty, deterministically)."""
-    plant = sim.plants[index]
+def prepare(sim: Simulator, nth: int, offset: float, storage: bool = False, install: str | None = None) -> Plant:
+    """The nth residential plant with (or without) a battery, moved to a zone and reporting every exported point
+    (the fleet's per-plant quirks otherwise leave a few points empty, deterministically)."""
+    plant = [p for p in sim.plants if p.is_storage == storage][nth]
     fields: dict[str, Any] = {"ps_type": 5 if storage else 4, "connect_type": 2, "utc_offset_h": offset}
     if install is not None:
         fields["install_date"] = install
@@ -180,7 +180,7 @@ def test_minute_intervals_align_to_local_midnight(sim: Simulator, client: Client
 
 
 def test_minute_options_for_the_unknowns(clock: FakeClock) -> None:
-    with Simulator(plants=3, seed=11, clock=clock, history_types="table", history_window="left_open",
+    with Simulator(plants=12, seed=11, clock=clock, history_types="table", history_window="left_open",
                    history_gap_rate=0.0) as sim:
         client = Client(sim)
         plant = prepare(sim, 0, 1.0)
@@ -238,7 +238,7 @@ def test_no_minute_data_for_the_current_local_day(sim: Simulator, client: Client
 
 
 def test_lagged_current_day_option(clock: FakeClock) -> None:
-    with Simulator(plants=3, seed=11, clock=clock, history_current_day="lagged", history_gap_rate=0.0) as sim:
+    with Simulator(plants=12, seed=11, clock=clock, history_current_day="lagged", history_gap_rate=0.0) as sim:
         client = Client(sim)
         plant = prepare(sim, 0, 10.0)  # 19:07 local
         now = client.realtime(plant)
@@ -299,7 +299,7 @@ def test_night_zero_and_energy_reset_at_local_midnight(sim: Simulator, client: C
 
 
 def test_gaps_are_missing_rows_and_stay_gaps(clock: FakeClock) -> None:
-    with Simulator(plants=6, seed=11, clock=clock, history_gap_rate=0.5) as sim:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.5) as sim:
         client = Client(sim)
         plant = prepare(sim, 0, 2.0)
         gaps = {d: sim.history_gap(plant.ps_id, d) for d in (fmt(NOW - 86400 * k, "%Y%m%d") for k in range(2, 60))}
@@ -315,10 +315,10 @@ def test_gaps_are_missing_rows_and_stay_gaps(clock: FakeClock) -> None:
         again = client.rows(plant, fmt(wall(first_missing) - 3600), fmt(wall(first_missing) + 3600))
         assert again == [r for r in rows if wall(first_missing) - 3600 <= wall(r["time_stamp"]) <=
                          wall(first_missing) + 3600]
-    with Simulator(plants=6, seed=11, clock=clock, history_gap_rate=0.5) as twin:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.5) as twin:
         plant = prepare(twin, 0, 2.0)
         assert twin.history_gap(plant.ps_id, date) == (first_missing, first_back)
-    with Simulator(plants=6, seed=11, clock=clock, history_gap_rate=0.0) as none:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as none:
         plant = prepare(none, 0, 2.0)
         assert none.history_gap(plant.ps_id, date) is None
         assert len(Client(none).day_rows(plant, date)) == 288
@@ -343,7 +343,7 @@ def test_history_starts_at_the_install_date(sim: Simulator, client: Client) -> N
 
 
 def test_daily_totals_are_the_integral_of_the_minute_data(clock: FakeClock) -> None:
-    with Simulator(plants=4, seed=11, clock=clock, history_gap_rate=0.0) as sim:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as sim:
         client = Client(sim)
         for plant in (prepare(sim, 0, 8.0, storage=True), prepare(sim, 1, -3.0)):
             date = "20240617"
@@ -448,3 +448,83 @@ def test_day_month_year_limits(sim: Simulator, client: Client) -> None:
     # The current local day has no daily data yet.
     rows = client.daily([plant.ps_id], "p83022", "day", "20240618", "20240625")[str(plant.ps_id)]["p83022"]
     assert [r["time_stamp"] for r in rows] == ["20240618", "20240619"]
+
+
+# -- device minute data (what a live legacy client used for the plant's own key) ----------------------------------
+
+
+def login_token(sim: Simulator) -> str:
+    r = requests.post(f"{sim.url}/openapi/login", json={"appkey": APPKEY, "user_account": "demo@example.com",
+                                                        "user_password": "demo-password"},
+                      headers={"x-access-key": KEY, "sys_code": "901"}, timeout=10).json()
+    return str(r["result_data"]["token"])
+
+
+def test_legacy_device_minute_data_for_the_plant_key(sim: Simulator, client: Client) -> None:
+    """The recorded legacy shape: {ps_key: [{time_stamp, p<id>}]}, the same rows as the platform plant endpoint."""
+    plant = prepare(sim, 0, 10.0, storage=True)
+    token = login_token(sim)
+
+    def legacy(body: dict[str, Any]) -> dict[str, Any]:
+        return requests.post(f"{sim.url}/openapi/getDevicePointMinuteDataList",
+                             json={"appkey": APPKEY, "token": token, **body},
+                             headers={"x-access-key": KEY, "sys_code": "901"}, timeout=30).json()
+
+    key = f"{plant.ps_id}_11_0_0"
+    body = {"ps_key_list": [key], "points": "p83033,p83252", "start_time_stamp": "20240619185000",
+            "end_time_stamp": "20240619215000", "minute_interval": 5}
+    got = legacy(body)
+    assert got["result_code"] == "1" and list(got["result_data"]) == [key]
+    assert got["result_data"][key] == client.rows(plant, "20240619185000", "20240619215000", points="p83033,p83252")
+    assert legacy({**body, "points": "83033,83252"})["result_data"] == {}  # points need the p prefix
+    assert legacy({**body, "points": "p99999"})["result_data"] == {}
+    got = legacy({k: v for k, v in body.items() if k != "ps_key_list"})
+    assert (got["result_code"], got["result_msg"]) == ("009", "er_missing_parameter:ps_key_list")
+    got = legacy({**body, "end_time_stamp": "20240619225000"})
+    assert (got["result_code"], got["result_msg"]) == ("010", TOO_LONG)
+
+
+def test_platform_device_minute_data(sim: Simulator, client: Client) -> None:
+    plant = prepare(sim, 0, 1.0)
+    inverters = [d["ps_key"] for d in sim.devices_of(plant.ps_id) if d["device_type"] == 1]
+    body = {"ps_key_list": [*inverters, "1_1_1_1"], "points": "p24,p1,p83033", "start_time_stamp": "20240619110000",
+            "end_time_stamp": "20240619120000", "is_get_point_dict": "1"}
+    got = client.ok("getDevicePointMinuteDataList", body)
+    assert got["illegal_ps_key_list"] == ["1_1_1_1"]
+    assert [d["point_id"] for d in got["point_dict"]] == [24, 1]  # p83033 is no inverter point
+    plant_rows = client.rows(plant, "20240619110000", "20240619120000", points="p83033,p83022")
+    for k, row in enumerate(plant_rows):
+        # The inverters carry the plant's PV between them.
+        assert sum(num(got[key][k]["p24"]) for key in inverters) == pytest.approx(num(row["p83033"]), abs=0.1 * 5)
+        assert sum(num(got[key][k]["p1"]) for key in inverters) == pytest.approx(num(row["p83022"]), abs=0.1 * 5)
+        assert all(set(got[key][k]) == {"time_stamp", "p24", "p1"} for key in inverters)
+    mixed = client.call("getDevicePointMinuteDataList",
+                        {**body, "ps_key_list": [inverters[0], f"{plant.ps_id}_11_0_0"]})
+    assert (mixed["result_code"], mixed["result_msg"]) == ("010", "er_parameter_value_invalid:ps_key_list")
+    many = client.call("getDevicePointMinuteDataList", {**body, "ps_key_list": [f"1_1_1_{n}" for n in range(51)]})
+    assert many["result_code"] == "010"
+
+
+@pytest.mark.parametrize(("ps_type", "connect_type", "offset"), [(5, 2, 8.0), (4, 3, -3.0), (9, 1, 5.5), (12, 1, 1.0)],
+                         ids=["home-storage", "no-feed-in", "wind", "utility-storage"])
+def test_daily_statistics_of_every_point_are_those_of_the_minute_rows(clock: FakeClock, ps_type: int,
+                                                                       connect_type: int, offset: float) -> None:
+    with Simulator(plants=12, seed=11, clock=clock, history_gap_rate=0.0) as sim:
+        client = Client(sim)
+        # A plant generated with (or without) a battery: changing the type keeps the generated battery.
+        plant = next(p for p in sim.plants if p.is_storage == (ps_type in (5, 12)))
+        sim.set_plant(plant.ps_id, ps_type=ps_type, connect_type=connect_type, utc_offset_h=offset)
+        ids = sorted(TABLE)
+        rows: dict[str, dict[str, Any]] = {}
+        for part in (ids[:40], ids[40:]):  # at most 50 points per call
+            for row in client.day_rows(plant, "20240617", points=",".join(f"p{p}" for p in part)):
+                rows.setdefault(row["time_stamp"], {}).update(row)
+        assert len(rows) == 288
+        daily = client.daily([plant.ps_id], ",".join(f"p{p}" for p in ids), "day", "20240617", "20240617",
+                             data_type="1,2,3")[str(plant.ps_id)]
+        assert set(daily) == {key for row in rows.values() for key in row if key != "time_stamp"}
+        for key, (stats,) in daily.items():
+            values = [num(row[key]) for row in rows.values()]
+            assert (num(stats["2"]), num(stats["3"])) == (max(values), min(values)), key
+            mean = sum(values) / len(values)
+            assert num(stats["1"]) == pytest.approx(mean, rel=0.01, abs=0.06 + 0.01 * (max(values) - min(values))), key

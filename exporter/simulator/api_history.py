@@ -1,4 +1,6 @@
-"""Plant history: getPowerStationPointMinuteDataList and getPowerStationPointDayMonthYearDataList (platform).
+"""Plant history: getPowerStationPointMinuteDataList and getPowerStationPointDayMonthYearDataList (platform), and
+the device minute data (getDevicePointMinuteDataList, platform and legacy), which a live legacy client used
+for the plant's own key <ps_id>_11_0_0.
 
 Limits, parameter names and answer shapes follow the field tables (isolarcloud-openapi.yaml); where those are
 silent, the choices are listed in docs/simulator.md, and the real unknowns are constructor options.
@@ -9,15 +11,16 @@ from __future__ import annotations
 import calendar
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from .common import lenient_int
 from .context import Context
+from .devices import parse_ps_key, supported_points
 from .envelope import Reply, Request, envelope, error
 from .faults import Fault
 from .fleet import Plant
-from .history import DATA_TYPES, Day, Period, minute_rows, points_with_data, stamp
+from .history import DATA_TYPES, Day, Period, device_rows, minute_rows, points_with_data, stamp
 from .params import int_set, invalid, missing, str_list
 from .realtime import POINTS, ensure_model
 
@@ -62,14 +65,14 @@ def _plants(ctx: Context, body: dict[str, Any]) -> tuple[list[Plant], list[str]]
     return plants, illegal
 
 
-def _points(value: Any) -> tuple[int, list[int]]:
+def _points(value: Any, known: Container[int] = POINTS) -> tuple[int, list[int]]:
     """(how many items were asked, the known point ids among them in request order)."""
     items = value if isinstance(value, list) else str(value).split(",")
     names = [str(item).strip() for item in items if str(item).strip()]
     ids: list[int] = []
     for name in names:
         m = _POINT.match(name)
-        if m is not None and int(m.group(1)) in POINTS and int(m.group(1)) not in ids:
+        if m is not None and int(m.group(1)) in known and int(m.group(1)) not in ids:
             ids.append(int(m.group(1)))
     return len(names), ids
 
@@ -144,6 +147,27 @@ def _available_until(ctx: Context, plant: Plant, now: float) -> int:
     return local_now // 86400 * 86400 - 1
 
 
+def _window(ctx: Context, body: dict[str, Any]) -> tuple[int, int, int] | Reply:
+    """(first row's wall time, end of the window, step) from start_time_stamp, end_time_stamp, minute_interval."""
+    start, end = _wall(body["start_time_stamp"]), _wall(body["end_time_stamp"])
+    if start is None:
+        return invalid(ctx, "start_time_stamp")
+    if end is None or end < start:
+        return invalid(ctx, "end_time_stamp")
+    if end - start > MAX_WINDOW_S:
+        return error(ctx.clock(), "010", TOO_LONG)
+    raw = body.get("minute_interval")
+    minutes = 5 if raw in (None, "") else lenient_int(raw)
+    # Multiples of the 5-minute data that divide a day, so every day's rows start at local midnight.
+    if minutes is None or not 5 <= minutes <= 180 or minutes % 5 or 1440 % minutes:
+        return invalid(ctx, "minute_interval")
+    step = minutes * 60
+    first = -(-start // step) * step
+    if ctx.history_window == "left_open" and first == start:
+        first += step
+    return first, end, step
+
+
 def minute_data(ctx: Context, req: Request, fault: Fault | None) -> Reply:
     body = req.body or {}
     now = ctx.clock()
@@ -159,22 +183,10 @@ def minute_data(ctx: Context, req: Request, fault: Fault | None) -> Reply:
         return error(now, "009", "er_missing_parameter:points")
     if asked > MAX_MINUTE_POINTS:
         return invalid(ctx, "points")
-    start, end = _wall(body["start_time_stamp"]), _wall(body["end_time_stamp"])
-    if start is None:
-        return invalid(ctx, "start_time_stamp")
-    if end is None or end < start:
-        return invalid(ctx, "end_time_stamp")
-    if end - start > MAX_WINDOW_S:
-        return error(now, "010", TOO_LONG)
-    raw = body.get("minute_interval")
-    minutes = 5 if raw in (None, "") else lenient_int(raw)
-    # Multiples of the 5-minute data that divide a day, so every day's rows start at local midnight.
-    if minutes is None or not 5 <= minutes <= 180 or minutes % 5 or 1440 % minutes:
-        return invalid(ctx, "minute_interval")
-    step = minutes * 60
-    first = -(-start // step) * step
-    if ctx.history_window == "left_open" and first == start:
-        first += step
+    window = _window(ctx, body)
+    if isinstance(window, Reply):
+        return window
+    first, end, step = window
     values, times = _converters(ctx)
     data: dict[str, Any] = {}
     for plant in plants:
@@ -186,6 +198,63 @@ def minute_data(ctx: Context, req: Request, fault: Fault | None) -> Reply:
     if lenient_int(body.get("is_get_point_dict")) == 1:
         data["point_dict"] = _point_dict(point_ids, str)  # the minute table types point_id as a string
     return _ok(ctx, data)
+
+
+def _device_minute(ctx: Context, req: Request, legacy: bool) -> Reply:
+    body = req.body or {}
+    now = ctx.clock()
+    refused = missing(ctx, body, "start_time_stamp", "end_time_stamp", "ps_key_list", "points")
+    if refused is not None:
+        return refused
+    keys = str_list(body.get("ps_key_list"))
+    if not keys:
+        return error(now, "009", "er_missing_parameter:ps_key_list")
+    kinds = {parsed[1] for k in keys if (parsed := parse_ps_key(k)) is not None}
+    # "up to 50 devices", "devices of the same type" (no error named for either: 010 as elsewhere).
+    if len(keys) > MAX_PLANTS or len(kinds) > 1:
+        return invalid(ctx, "ps_key_list")
+    asked, point_ids = _points(body["points"], supported_points(next(iter(kinds))) if kinds else ())
+    if asked == 0:
+        return error(now, "009", "er_missing_parameter:points")
+    if asked > MAX_MINUTE_POINTS:
+        return invalid(ctx, "points")
+    window = _window(ctx, body)
+    if isinstance(window, Reply):
+        return window
+    first, end, step = window
+    values, times = _converters(ctx)
+    data: dict[str, Any] = {}
+    illegal: list[str] = []
+    for key in dict.fromkeys(keys):
+        dev = ctx.devices.by_ps_key(ctx.fleet, key)
+        if dev is None or (not legacy and dev.ps_id in ctx.fleet.unauthorized):
+            illegal.append(key)
+            continue
+        plant = ctx.fleet.by_id[dev.ps_id]
+
+        def status(t: float, plant: Plant = plant, index: int | None = dev.index) -> int:
+            return ctx.alarms.device_status(plant, t, t).get(index, 4)
+
+        last = min(end, _available_until(ctx, plant, now)) // step * step
+        rows = device_rows(dev, plant, first, last, step, point_ids, ctx.history_gap_rate, ctx.fleet.seed,
+                           status, values, times)
+        if rows:
+            data[key] = rows
+    if not legacy:  # the legacy table has neither (and a recorded legacy answer was an empty result_data)
+        data["illegal_ps_key_list"] = illegal
+        if lenient_int(body.get("is_get_point_dict")) == 1:
+            known = supported_points(next(iter(kinds))) if kinds else {}
+            data["point_dict"] = [{"point_id": pid, "point_name": known[pid][0], "point_unit": known[pid][1]}
+                                  for pid in point_ids]
+    return _ok(ctx, data)
+
+
+def device_minute_data(ctx: Context, req: Request, fault: Fault | None) -> Reply:
+    return _device_minute(ctx, req, legacy=False)
+
+
+def legacy_device_minute_data(ctx: Context, req: Request, fault: Fault | None) -> Reply:
+    return _device_minute(ctx, req, legacy=True)
 
 
 def day_month_year_data(ctx: Context, req: Request, fault: Fault | None) -> Reply:

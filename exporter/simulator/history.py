@@ -17,8 +17,20 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from .common import unit_float
+from .devices import PLANT_DEVICE, Device, PlantNow, device_values
 from .fleet import Plant
-from .realtime import FORMULAS, Instant, breakpoints, ensure_model, has_data, instant, lifetime, weather
+from .realtime import (
+    FORMULAS,
+    Instant,
+    Shape,
+    breakpoints,
+    day_hours,
+    day_shape,
+    ensure_model,
+    has_data,
+    instant,
+    lifetime,
+)
 
 SLOT_S = 300  # the platform keeps plant data every 5 minutes
 SLOTS_PER_DAY = 86400 // SLOT_S
@@ -33,6 +45,19 @@ DAILY_TOTALS = frozenset({83022, 83009, 83331, 83006, 83011, 83013, 83005, 83008
 # 23:55 value and their trough the midnight value, which spares the search over the day's breakpoints.
 MONOTONE = DAILY_TOTALS | frozenset({83024, 83004, 83332, 83020, 83021, 83025, 83100, 83105, 83124, 83075, 83241,
                                      83242, 83324, 83325, 83548, 83419})
+# Where other points' daily extremes can be (day_hours names): their 5-minute extremes lie on the slots next
+# to these. Points not listed are searched around every breakpoint; the module temperature, which is not
+# monotone between breakpoints, on every slot.
+_PV, _LOAD, _BATTERY, _SOC = ("midnight", "noon"), ("midnight", "noon", "morning_peak", "evening_peak"), \
+    ("midnight", "noon", "evening_peak"), ("midnight", "sunset")
+EXTREMES_AT: dict[int, tuple[str, ...]] = {
+    **dict.fromkeys((83033, 83002, 83067, 83329, 83317, 83019, 83001, 83239, 83012, 83240), _PV),
+    **dict.fromkeys((83052, 83106, 83330, 83032, 83549, 83328), _LOAD),  # grid power: PV minus load
+    **dict.fromkeys((83046, 83238, 83326, 83318), _BATTERY),
+    **dict.fromkeys((83252, 83129, 83232, 83334, 83319, 83235, 83236, 83327), _SOC),
+    83016: ("cold", "warm"),
+}
+EVERY_SLOT = frozenset({83017})
 MEAN, PEAK, TROUGH, TOTAL = 1, 2, 3, 4
 DATA_TYPES = (MEAN, PEAK, TROUGH, TOTAL)
 
@@ -76,24 +101,48 @@ def minute_rows(p: Plant, first: int, last: int, step: int, point_ids: list[int]
     rows: list[dict[str, object]] = []
     day_now = None
     life: tuple[float, ...] = ()
-    w = 0.0
+    shape: Shape | None = None
     hole: tuple[float, float] | None = None
     prefix = ""
     for wall in range(first, last + 1, step):
         day, sec = divmod(wall, 86400)
         if day != day_now:
             day_now, life, hole = day, lifetime(p, day), gap(p, day, gap_rate)
-            w = weather(p.weather_key, day)
+            shape = day_shape(p, day)
             prefix = stamp(wall, "%Y%m%d")
         h = sec / 3600.0
         if hole is not None and hole[0] <= h < hole[1]:
             continue
-        now = instant(p, day, h, life, w)
+        now = instant(p, day, h, life, shape)
         minute = sec // 60
         row: dict[str, object] = {"time_stamp": times(f"{prefix}{minute // 60:02d}{minute % 60:02d}00")}
         for key, fn, fmt in pts:
             row[key] = values(fmt(fn(now)))
         rows.append(row)
+    return rows
+
+
+def device_rows(dev: Device, p: Plant, first: int, last: int, step: int, point_ids: list[int], gap_rate: float,
+                seed: int, status: Callable[[float], int], values: Callable[[str], object],
+                times: Callable[[str], object]) -> list[dict[str, object]]:
+    """A device's rows, like minute_rows: the device real-time values of each past instant (getDeviceRealTimeData
+    at that time), without the points the device does not report. The plant's gaps are the device's gaps (they
+    share the data logger)."""
+    if dev.device_type == PLANT_DEVICE:
+        return minute_rows(p, first, last, step, point_ids, gap_rate, values, times)
+    ensure_model(p)
+    first = max(first, -(-p.first_day * 86400 // step) * step)
+    rows: list[dict[str, object]] = []
+    for wall in range(first, last + 1, step):
+        day, sec = divmod(wall, 86400)
+        hole = gap(p, day, gap_rate)
+        if hole is not None and hole[0] <= sec / 3600.0 < hole[1]:
+            continue
+        t = wall - p.utc_offset_h * 3600.0
+        got = device_values(dev, PlantNow(p, t), point_ids, status(t), seed, 0.0)
+        row: dict[str, object] = {f"p{pid}": values(v) for pid, v in got.items() if v not in (None, "")}
+        if row:
+            rows.append({"time_stamp": times(stamp(wall)), **row})
     return rows
 
 
@@ -103,40 +152,60 @@ class Day:
     def __init__(self, p: Plant, day: int) -> None:
         self.p, self.day = p, day
         self.life = lifetime(p, day)
-        self.w = weather(p.weather_key, day)
+        self.shape = day_shape(p, day)
         self._at: dict[float, Instant] = {}
-        self._bps: list[float] | None = None
+        self._hours: dict[str, float] | None = None
+        self._ext: dict[int, tuple[float, float]] = {}
 
     def at(self, h: float) -> Instant:
         got = self._at.get(h)
         if got is None:
-            got = self._at[h] = instant(self.p, self.day, h, self.life, self.w)
+            got = self._at[h] = instant(self.p, self.day, h, self.life, self.shape)
         return got
 
-    def breakpoints(self) -> list[float]:
-        if self._bps is None:
-            self._bps = breakpoints(self.p, self.day)
-        return self._bps
+    def hours(self) -> dict[str, float]:
+        if self._hours is None:
+            self._hours = day_hours(self.shape)
+        return self._hours
 
-    def extremes(self, pid: int) -> tuple[float, float]:
-        """(peak, trough) of the point's 5-minute values this day."""
-        fn = FORMULAS[pid][0]
+    def peak(self, pid: int) -> float:
+        """The largest of the point's 5-minute values this day."""
         if pid in MONOTONE:
-            return fn(self.at(LAST_H)), fn(self.at(0.0))
-        # Between breakpoints a curve is monotone, so its extreme 5-minute values lie on the grid slots next
-        # to a breakpoint.
-        slots: set[int] = set()
-        for h in self.breakpoints():
-            k = h * 3600.0 / SLOT_S
-            slots.update((math.floor(k), math.ceil(k)))
+            return FORMULAS[pid][0](self.at(LAST_H))
+        return self._extremes(pid)[0]
+
+    def trough(self, pid: int) -> float:
+        """The smallest of the point's 5-minute values this day."""
+        if pid in MONOTONE:
+            return FORMULAS[pid][0](self.at(0.0))
+        return self._extremes(pid)[1]
+
+    def _extremes(self, pid: int) -> tuple[float, float]:
+        got = self._ext.get(pid)
+        if got is not None:
+            return got
+        fn = FORMULAS[pid][0]
+        if pid in EVERY_SLOT:
+            slots: Iterable[int] = range(SLOTS_PER_DAY)
+        else:
+            # Between breakpoints a curve is monotone, so its extreme 5-minute values lie on the grid slots next
+            # to a breakpoint (next to the ones where this point can have an extreme, where that is known).
+            names = EXTREMES_AT.get(pid)
+            hours = self.hours()
+            near: set[int] = set()
+            for h in breakpoints(hours) if names is None else (hours[n] for n in names):
+                k = h * 3600.0 / SLOT_S
+                near.update((math.floor(k), math.ceil(k)))
+            slots = near
         values = [fn(self.at(k * SLOT_S / 3600.0)) for k in slots if 0 <= k < SLOTS_PER_DAY]
-        return max(values), min(values)
+        got = self._ext[pid] = (max(values), min(values))
+        return got
 
     def mean(self, pid: int) -> float:
         """Time-average of the point's curve over the day (agrees with the mean of the 5-minute values to
         within their sampling error)."""
         fn = FORMULAS[pid][0]
-        bps = self.breakpoints()
+        bps = breakpoints(self.hours())
         acc = 0.0
         for a, b in pairwise(bps):
             half, mid = (b - a) / 2.0, (a + b) / 2.0
@@ -155,9 +224,11 @@ class Period:
     days: int = 0
 
     def add(self, d: Day, pid: int, wanted: frozenset[int]) -> None:
-        if wanted & {PEAK, TROUGH, TOTAL}:
-            hi, lo = d.extremes(pid)
-            self.peak, self.trough, self.total = max(self.peak, hi), min(self.trough, lo), self.total + hi
+        if PEAK in wanted or TOTAL in wanted:
+            hi = d.peak(pid)
+            self.peak, self.total = max(self.peak, hi), self.total + hi
+        if TROUGH in wanted:
+            self.trough = min(self.trough, d.trough(pid))
         if MEAN in wanted:
             self.mean_sum += d.mean(pid)
         self.days += 1

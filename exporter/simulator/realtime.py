@@ -140,55 +140,92 @@ def local_day_hour(t: float, utc_offset_h: float) -> tuple[int, float]:
     return day, (lt - day * 86400.0) / 3600.0
 
 
-def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
+@dataclass(slots=True)
+class Shape:
+    """What a plant-day's curves depend on besides the hour: computed once per day when a day is sampled."""
+
+    w: float
+    wind: bool
+    storage: bool
+    d_len: float
+    sunrise: float
+    sunset: float
+    amp: float
+    beta: float
+    bd_peak: float
+    base: float
+    morning_w: float
+    evening_w: float
+    ctype: int | None
+    site_amp: float
+    x1: float | None  # where PV starts covering the base load (self-consumption plants with a surplus)
+    soc0: float
+    battery_wh: float
+
+
+def day_shape(p: Plant, day: int, w: float | None = None) -> Shape:
     if w is None:
         w = weather(p.weather_key, day)
     wind = p.is_wind
     storage = p.is_storage
     d_len = 24.0 if wind else p.day_len_h
     sunrise = 0.0 if wind else 12.0 - d_len / 2.0
-    sunset = sunrise + d_len
     amp = p.capacity_w * p.perf * w
+    beta = p.battery_share if storage else 0.0
+    # Sized so that each day's discharge (after losses) equals that day's charge: SOC is periodic.
+    bd_peak = ETA * beta * amp * d_len / EVENING_H if storage else 0.0
+    base = p.base_load_w
+    site_amp = (1.0 - beta) * amp
+    ctype = lenient_int(p.fields.get("connect_type"), 2)
+    x1 = math.asin(base / site_amp) if ctype not in (1, 4) and site_amp > base else None
+    return Shape(w, wind, storage, d_len, sunrise, sunrise + d_len, amp, beta, bd_peak, base, p.morning_w,
+                 p.evening_w, ctype, site_amp, x1, p.soc0, p.battery_wh)
+
+
+def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
+    return day_at(day_shape(p, day, w), h)
+
+
+def day_at(c: Shape, h: float) -> Day:
+    d_len, sunrise, sunset, amp = c.d_len, c.sunrise, c.sunset, c.amp
     x = _clip(math.pi * (h - sunrise) / d_len, 0.0, math.pi)
     sin_x = math.sin(x) if 0.0 < x < math.pi else 0.0
     pv_w = amp * sin_x
     pv_wh = amp * d_len / math.pi * (1.0 - math.cos(x))
     max_pv = amp * math.sin(min(x, math.pi / 2.0))
 
-    beta = p.battery_share if storage else 0.0
+    beta = c.beta
     y = _clip(math.pi * (h - sunset) / EVENING_H, 0.0, math.pi)
-    if storage:
-        # Sized so that each day's discharge (after losses) equals that day's charge: SOC is periodic.
-        bd_peak = ETA * beta * amp * d_len / EVENING_H
-        dis_w = bd_peak * math.sin(y)
-        dis_wh = bd_peak * EVENING_H / math.pi * (1.0 - math.cos(y))
+    if c.storage:
+        dis_w = c.bd_peak * math.sin(y)
+        dis_wh = c.bd_peak * EVENING_H / math.pi * (1.0 - math.cos(y))
     else:
         dis_w = dis_wh = 0.0
     ch_w, ch_wh = beta * pv_w, beta * pv_wh
 
-    base = p.base_load_w
-    if wind:
+    base = c.base
+    if c.wind:
         load_w, load_wh = base, base * h
     else:
         z = _clip(math.pi * (h - sunrise + MORNING_H) / MORNING_H, 0.0, math.pi)
-        load_w = base + p.morning_w * math.sin(z) + p.evening_w * math.sin(y)
+        load_w = base + c.morning_w * math.sin(z) + c.evening_w * math.sin(y)
         load_wh = (
             base * h
-            + p.morning_w * MORNING_H / math.pi * (1.0 - math.cos(z))
-            + p.evening_w * EVENING_H / math.pi * (1.0 - math.cos(y))
+            + c.morning_w * MORNING_H / math.pi * (1.0 - math.cos(z))
+            + c.evening_w * EVENING_H / math.pi * (1.0 - math.cos(y))
         )
 
-    site_amp = (1.0 - beta) * amp
+    site_amp = c.site_amp
     site_w, site_wh = (1.0 - beta) * pv_w, (1.0 - beta) * pv_wh
-    ctype = lenient_int(p.fields.get("connect_type"), 2)
+    ctype = c.ctype
     if ctype == 4:  # off-grid: no meter flows at all
         feed_w = feed_wh = buy_w = buy_wh = 0.0
     else:
         if ctype == 1:  # full feed-in: all PV to the grid, all load from the grid
             feed_w, feed_wh = site_w, site_wh
-        elif site_amp > base:
+        elif c.x1 is not None:
             # Load is flat (= base) between sunrise and sunset, so the surplus integral stays closed-form.
-            x1 = math.asin(base / site_amp)
+            x1 = c.x1
             xc = _clip(x, x1, math.pi - x1)
             feed_wh = d_len / math.pi * (site_amp * (math.cos(x1) - math.cos(xc)) - base * (xc - x1))
             feed_w = max(0.0, site_w - base)
@@ -197,29 +234,31 @@ def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
         buy_w = max(0.0, load_w - (site_w - feed_w) - dis_w)
         buy_wh = max(0.0, load_wh - (site_wh - feed_wh) - dis_wh)
 
-    soc = p.soc0 + (ch_wh - dis_wh / ETA) / p.battery_wh if storage and p.battery_wh > 0 else 0.0
-    irr = 1000.0 * w * sin_x
-    irradiation = 1000.0 * w * d_len / math.pi * (1.0 - math.cos(x))
+    soc = c.soc0 + (ch_wh - dis_wh / ETA) / c.battery_wh if c.storage and c.battery_wh > 0 else 0.0
+    irr = 1000.0 * c.w * sin_x
+    irradiation = 1000.0 * c.w * d_len / math.pi * (1.0 - math.cos(x))
     return Day(
         pv_w, load_w, feed_w, buy_w, ch_w - dis_w, irr, _clip(soc, 0.0, 1.0), max_pv,
         pv_wh, load_wh, feed_wh, buy_wh, ch_wh, dis_wh, irradiation,
     )
 
 
-def breakpoints(p: Plant, day: int) -> list[float]:
-    """Local hours (0..24, sorted) between which every point's curve of this day is smooth and monotone:
-    sunrise/sunset, the load bumps and their peaks, noon, the hours PV starts and stops covering the base load,
-    and the temperature extremes. The history's daily statistics are exact when taken over these."""
-    d_len = 24.0 if p.is_wind else p.day_len_h
-    sunrise = 0.0 if p.is_wind else 12.0 - d_len / 2.0
-    sunset = sunrise + d_len
-    hours = {0.0, 24.0, 3.0, 15.0, 12.0, sunrise, sunset, sunrise - MORNING_H, sunrise - MORNING_H / 2.0,
-             sunset + EVENING_H / 2.0, sunset + EVENING_H}
-    site_amp = (1.0 - (p.battery_share if p.is_storage else 0.0)) * p.capacity_w * p.perf * weather(p.weather_key, day)
-    if site_amp > p.base_load_w:
-        x1 = math.asin(p.base_load_w / site_amp)
-        hours.update((sunrise + d_len * x1 / math.pi, sunset - d_len * x1 / math.pi))
-    return sorted(h for h in hours if 0.0 <= h <= 24.0)
+def day_hours(c: Shape) -> dict[str, float]:
+    """The local hours of this day where the curves change shape: the extremes and kinks of every point."""
+    hours = {"midnight": 0.0, "end": 24.0, "noon": 12.0, "sunrise": c.sunrise, "sunset": c.sunset,
+             "morning": c.sunrise - MORNING_H, "morning_peak": c.sunrise - MORNING_H / 2.0,
+             "evening_peak": c.sunset + EVENING_H / 2.0, "evening_end": c.sunset + EVENING_H, "cold": 3.0,
+             "warm": 15.0}
+    if c.site_amp > c.base:  # PV starts and stops covering the base load: feed-in and purchase kink
+        x1 = math.asin(c.base / c.site_amp)
+        hours.update(feed_start=c.sunrise + c.d_len * x1 / math.pi, feed_end=c.sunset - c.d_len * x1 / math.pi)
+    return hours
+
+
+def breakpoints(hours: dict[str, float]) -> list[float]:
+    """The hours (0..24, sorted) between which every point's curve of the day is smooth and monotone, except
+    the module temperature (83017: ambient warmth and sunshine peak at different hours)."""
+    return sorted({h for h in hours.values() if 0.0 <= h <= 24.0})
 
 
 # -- lifetime counters -------------------------------------------------------------------------------------
@@ -288,7 +327,7 @@ def _bound(p: Plant, first: int, last: int) -> list[float]:
         for c in (2, 3):  # feed-in and purchase: convex, so the chord on each bin lies above
             acc[c] = sum(n[k] * f[k][c] + (f[k + 1][c] - f[k][c]) / width * excess[k] for k in range(_BINS))
     # Rounding must not push the install-date value below zero.
-    return [v * (1.0 + 1e-9) + 0.05 for v in acc]
+    return [v * (1.0 + 1e-9) + 0.01 for v in acc]
 
 
 def install_day(p: Plant) -> int | None:
@@ -373,8 +412,9 @@ class Instant:
     dis: float
 
 
-def instant(p: Plant, day: int, h: float, life: tuple[float, ...] | None = None, w: float | None = None) -> Instant:
-    s = day_model(p, day, h, w)
+def instant(p: Plant, day: int, h: float, life: tuple[float, ...] | None = None,
+            shape: Shape | None = None) -> Instant:
+    s = day_at(shape if shape is not None else day_shape(p, day), h)
     pv, load, feed, buy, ch, dis = life if life is not None else lifetime(p, day)
     return Instant(p, h, s, pv + s.pv_wh, load + s.load_wh, feed + s.feed_wh, buy + s.buy_wh,
                    ch + s.charge_wh, dis + s.discharge_wh)

@@ -44,6 +44,8 @@ ROUTES: dict[str, tuple[str, Endpoint]] = {
     "/openapi/getDeviceRealTimeData": (LEGACY, api_devices.legacy_realtime),
     "/openapi/platform/getPowerStationPointMinuteDataList": (PLATFORM, api_history.minute_data),
     "/openapi/platform/getPowerStationPointDayMonthYearDataList": (PLATFORM, api_history.day_month_year_data),
+    "/openapi/platform/getDevicePointMinuteDataList": (PLATFORM, api_history.device_minute_data),
+    "/openapi/getDevicePointMinuteDataList": (LEGACY, api_history.legacy_device_minute_data),
 }
 INSTALL_POWER_UNITS = ("W", "kW")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
