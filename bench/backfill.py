@@ -57,7 +57,8 @@ def case(plants: int, days: int, resolution: str, workdir: Path, tsdb: bool = Fa
         step = timedelta(minutes=int(body["minute_interval"]))
         points = body["points"].split(",")
         stamps = []
-        t = start
+        midnight = datetime.combine(start.date(), datetime.min.time())
+        t = midnight + -((midnight - start) // step) * step  # the first grid stamp at or after start
         while t <= end:
             stamps.append(t.strftime("%Y%m%d%H%M%S"))
             t += step

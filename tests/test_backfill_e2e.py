@@ -190,3 +190,29 @@ def test_sigterm_during_a_budget_wait_saves_the_run_and_the_same_command_continu
     assert done.returncode == 0, done.stderr
     assert sim.count("MinuteData") == 8  # the one made before the signal is not made again
     assert (tmp_path / "out.om").read_text().endswith("# EOF\n")
+
+
+@pytest.mark.parametrize("variant", [{"history_window": "left_open"}, {"history_types": "table"}])
+def test_the_simulators_readings_of_the_unknowns_give_the_same_samples(
+        tmp_path: Path, make_sim: Callable[..., Simulator], variant: dict[str, str]) -> None:
+    """The gateway may leave out the start of a window, and send numbers where the recorded answers have strings
+    (docs/simulator.md: history_window, history_types): the backfill writes the same samples either way."""
+    first = (datetime.now(timezone.utc).date() - timedelta(days=3)).isoformat()
+    files = {}
+    for name, options in (("default", {}), ("variant", variant)):
+        sim = make_sim(plants=2, seed=13, **options)
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({"accounts": [oauth_account(sim, tmp_path / f"{name}.json",
+                                                                     name=ACCOUNT)]}))
+        config.chmod(0o600)
+        for resolution in ("15m", "1d"):
+            out = tmp_path / f"{name}-{resolution}.om"
+            done = subprocess.run([sys.executable, "-m", "exporter", "backfill", "--config.file", str(config),
+                                   "--from", first, "--to", first, "--resolution", resolution, "--budget-per-hour",
+                                   "1000", "--output", str(out)], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            files[(name, resolution)] = out.read_text()
+    for resolution in ("15m", "1d"):
+        assert files[("variant", resolution)] == files[("default", resolution)]
+    # Every quarter hour of the day for the plant's power: 96 stamps less the simulator's gaps, if any.
+    assert files[("default", "15m")].count("isolarcloud_plant_power_watts{") > 150

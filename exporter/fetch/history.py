@@ -62,9 +62,10 @@ def point_groups(quantities: Sequence[Quantity]) -> list[tuple[Quantity, ...]]:
 
 
 def minute_windows(day: date) -> list[tuple[datetime, datetime]]:
-    """A local day in windows of 3 hours less a second, [00:00:00, 02:59:59] … [21:00:00, 23:59:59]: within the
-    limit however the gateway measures it, and no stamp falls in two windows whether the end is inclusive or
-    not, so consecutive windows never repeat a sample."""
+    """A local day in windows of 3 hours less a second, [00:00:00, 02:59:59] … [21:00:00, 23:59:59], which never
+    share a stamp. Each is asked one second early (`ASK_EARLY`: 23:59:59 to 02:59:58, …), so that neither end of
+    the request lies on the data's grid and a gateway that leaves out either end of a window still answers
+    every stamp of it; rows outside the window are dropped."""
     start = datetime.combine(day, time())
     end_of_day = start + timedelta(days=1)
     out = []
@@ -75,6 +76,7 @@ def minute_windows(day: date) -> list[tuple[datetime, datetime]]:
 
 
 WINDOWS_PER_DAY = len(minute_windows(date(2000, 1, 1)))
+ASK_EARLY = timedelta(seconds=1)
 
 
 def day_chunks(first: date, last: date, size: int = MAX_DAYS_PER_CALL) -> list[tuple[date, date]]:
@@ -142,7 +144,8 @@ class HistoryApi:
         if not start <= end < start + WINDOW:
             raise ValueError("a minute-data window is at most 3 hours")
         params = {"ps_id_list": list(zones), "points": ",".join("p" + str(q.point_id) for q in quantities),
-                  "start_time_stamp": start.strftime(_STAMP), "end_time_stamp": end.strftime(_STAMP),
+                  "start_time_stamp": (start - ASK_EARLY).strftime(_STAMP),
+                  "end_time_stamp": (end - ASK_EARLY).strftime(_STAMP),
                   "minute_interval": str(minute_interval), "is_get_point_dict": "0"}
         data = self.session.call(MINUTE_PATH, params)
         result = HistoryResult(illegal=_illegal(data))

@@ -79,9 +79,11 @@ class Cloud:
         step = timedelta(minutes=int(body["minute_interval"]))
         points = body["points"].split(",")
         data: dict[str, Any] = {}
+        midnight = datetime.combine(start.date(), datetime.min.time())
+        first = midnight + -((midnight - start) // step) * step  # the first grid stamp at or after start
         for ps in body["ps_id_list"]:
             rows = []
-            t = start
+            t = first
             while t <= end:
                 stamp = t.strftime("%Y%m%d%H%M%S")
                 if not (ps == "1001" and 10 <= t.hour < 11):
@@ -232,7 +234,7 @@ def test_the_range_ends_three_hours_before_now_and_never_touches_the_current_day
     cloud = Cloud(plants=1)
     assert run(tmp_path, cloud, "--from", "2024-03-08", "--resolution", "1h", "--budget-per-hour", "1000",
                clock=clock) == 0
-    asked = {body["start_time_stamp"][:8] for name, body, _ in cloud.gateway.calls if name == MINUTE}
+    asked = {body["end_time_stamp"][:8] for name, body, _ in cloud.gateway.calls if name == MINUTE}
     assert asked == {"20240308", "20240309"}
     _families, series = parse((tmp_path / "out.om").read_text())
     newest = max(ts for rows in series.values() for ts, _ in rows)

@@ -92,7 +92,8 @@ def test_minute_call_parameters_and_values_in_base_units_at_utc() -> None:
     _endpoint, body, headers = gateway.calls[0]
     assert body["ps_id_list"] == ["1001", "1002"]
     assert body["points"] == "p83033,p83022,p83024,p83252"
-    assert body["start_time_stamp"] == "20240301090000" and body["end_time_stamp"] == "20240301115959"
+    # Asked a second early: neither end on the grid, whatever the gateway does with the ends of a window.
+    assert body["start_time_stamp"] == "20240301085959" and body["end_time_stamp"] == "20240301115958"
     assert body["minute_interval"] == "15"
     assert headers["Authorization"].startswith("Bearer ")
     ts = datetime(2024, 3, 1, 1, 0, tzinfo=timezone.utc).timestamp()  # 09:00 at UTC+8
