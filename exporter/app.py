@@ -24,13 +24,13 @@ from .collect.realtime import RealtimeCollection
 from .collect.stats import Stats
 from .config import AccountConfig, Config, ConfigError
 from .data import AccountState
-from .fetch.auth import Auth, LoginAuth, OAuth2Auth, TokenFile, TokenFileError
+from .fetch.auth import Auth, LoginAuth, OAuth2Auth, TokenFile, TokenFileError, WriteRecorder
 from .fetch.pacing import Pace, Pacers
 from .fetch.plants import PlantListApi
 from .fetch.quota import CallInfoApi
 from .fetch.realtime import RealtimeApi
 from .fetch.session import ApiSession
-from .fetch.transport import Gateway, Recorder, Transport
+from .fetch.transport import Gateway, PaceRecorder, Recorder, Transport
 from .logs import register_secrets
 from .serve import status_page
 from .serve.exposition import Exposition, content_type, wants_openmetrics
@@ -52,30 +52,10 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
     gateway's pacer from `pacers` (shared by the accounts of one gateway; by default the account's own).
     `stats` carries an account's counters (and its hourly budget) over from the engine a reload replaces."""
     stats = stats or Stats(clock)
-    transport = gateway(stats.record_request) if gateway is not None else Transport(
-        account.base_url, timeout=config.http_timeout, max_bytes=config.max_response_bytes,
-        record=stats.record_request, pacer=(pacers or Pacers()).get(account.base_url, pace(account)),
-        record_pace=stats.record_pace)
-    a = account.auth
-    auth: Auth
-    if a.mode == "oauth2":
-        auth = OAuth2Auth.from_config(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
-                                      access_token=a.access_token, refresh_token=a.refresh_token,
-                                      token_file=a.token_file, record_auth=stats.record_auth, clock=clock,
-                                      record_write=stats.record_token_write, account=account.name)
-    else:
-        auth = LoginAuth(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
-                         user_account=a.user_account or "", user_password=a.user_password or "",
-                         record_auth=stats.record_auth, clock=clock, account=account.name)
-    session = ApiSession(transport, auth)
-    filters = {"valid_flag": account.valid_flag}
-    if account.ps_type:
-        filters["ps_type"] = account.ps_type
-    if account.ps_name:
-        filters["ps_name"] = account.ps_name
+    session = account_session(account, config, stats.record_request, stats.record_auth, clock, gateway=gateway,
+                              pacers=pacers, record_pace=stats.record_pace, record_write=stats.record_token_write)
     collections: list[Collection] = [
-        PlantListCollection(PlantListApi(session, page_size=account.page_size, filters=filters), account, config,
-                            stats),
+        PlantListCollection(plant_list_api(session, account), account, config, stats),
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
         QuotaCollection(CallInfoApi(session), account),
@@ -84,6 +64,42 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
                         max_age=config.max_age, refresh_token_renew_before=config.refresh_token_renew_before,
                         budget_auto=account.api_budget_auto, budget_margin=account.api_quota.margin)
     return AccountEngine(settings, session, collections, stats, clock=clock)
+
+
+def account_session(account: AccountConfig, config: Config, record: Recorder, record_auth: Callable[[str, str], None],
+                    clock: Callable[[], float] = time.time, *,
+                    gateway: Callable[[Recorder], Gateway] | None = None, pacers: Pacers | None = None,
+                    record_pace: PaceRecorder | None = None,
+                    record_write: WriteRecorder | None = None) -> ApiSession:
+    """An account's signed session: its transport (HTTP to base_url, paced by its gateway's pacer from `pacers`,
+    unless `gateway` makes one) and its auth, counting every request through `record`, every token refresh or
+    login through `record_auth`, pacing events through `record_pace` and token file writes through
+    `record_write`. The exporter and `isolarcloud-exporter backfill` build theirs here."""
+    transport = gateway(record) if gateway is not None else Transport(
+        account.base_url, timeout=config.http_timeout, max_bytes=config.max_response_bytes, record=record,
+        pacer=(pacers or Pacers()).get(account.base_url, pace(account)), record_pace=record_pace)
+    a = account.auth
+    auth: Auth
+    if a.mode == "oauth2":
+        auth = OAuth2Auth.from_config(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
+                                      access_token=a.access_token, refresh_token=a.refresh_token,
+                                      token_file=a.token_file, record_auth=record_auth, clock=clock,
+                                      record_write=record_write, account=account.name)
+    else:
+        auth = LoginAuth(transport, appkey=a.appkey, secret_key=a.secret_key, lang=account.lang,
+                         user_account=a.user_account or "", user_password=a.user_password or "",
+                         record_auth=record_auth, clock=clock, account=account.name)
+    return ApiSession(transport, auth)
+
+
+def plant_list_api(session: ApiSession, account: AccountConfig) -> PlantListApi:
+    """The account's plant list with its configured filters."""
+    filters = {"valid_flag": account.valid_flag}
+    if account.ps_type:
+        filters["ps_type"] = account.ps_type
+    if account.ps_name:
+        filters["ps_name"] = account.ps_name
+    return PlantListApi(session, page_size=account.page_size, filters=filters)
 
 
 def pace(account: AccountConfig) -> Pace:

@@ -44,8 +44,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="isolarcloud-exporter",
                 description="Prometheus exporter for the Sungrow iSolarCloud cloud API.",
                 epilog="Subcommands: `authorize` sets up OAuth2 tokens, `probe` learns an account's limits, "
-                       "`assets` writes the Prometheus rules and Grafana dashboards "
-                       "(`isolarcloud-exporter <subcommand> --help`).")
+                       "`backfill` fills Prometheus with the cloud's history, `assets` writes the Prometheus "
+                       "rules and Grafana dashboards (`isolarcloud-exporter <subcommand> --help`).")
     p.add_argument("--config.file", dest="config_file", metavar="PATH", help="YAML configuration file")
     p.add_argument("--config.check", dest="config_check", action="store_true",
                    help="validate the configuration (and --web.config.file), print the result, exit 0 or 2")
@@ -389,11 +389,19 @@ def shipped_assets() -> list[tuple[str, Path]] | None:
     return found or None
 
 
+def _backfill() -> tuple[Callable[[argparse.Namespace], int], Callable[[], argparse.ArgumentParser]]:
+    """The backfill command, imported only when asked for: the exporter itself never needs it."""
+    from .backfill.cli import backfill, backfill_parser
+
+    return backfill, backfill_parser
+
+
 # Subcommands: the first argument, its parser, and what runs it. A new subcommand is one more line here.
 SUBCOMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
     "authorize": (_authorize_parser, authorize),
     "assets": (_assets_parser, assets),
     "probe": (_probe_parser, probe),
+    "backfill": (lambda: _backfill()[1](), lambda args: _backfill()[0](args)),
 }
 
 

@@ -154,3 +154,12 @@ def test_the_rules_are_written_down() -> None:
     for phrase in ("exporter/data.py", "exporter/fetch/", "exporter/collect/", "exporter/serve/",
                    "exporter/simulator/", "TYPE_CHECKING", "tests/test_architecture.py"):
         assert phrase in text, phrase
+
+
+def test_the_backfill_is_wiring_that_needs_no_engine_and_serves_nothing() -> None:
+    forbidden = ("exporter.collect", "exporter.serve.exposition", "exporter.serve.web", "exporter.serve.status_page",
+                 "exporter.simulator", "prometheus_client.registry")
+    assert violations(("exporter.backfill",), forbidden) == []
+    users = sorted(name for name, targets in GRAPH.items() if not within(name, "exporter.backfill")
+                   and any(within(t, "exporter.backfill") for t in targets))
+    assert users == ["exporter.cli"]

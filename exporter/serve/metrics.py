@@ -82,6 +82,10 @@ REALTIME_TIMESTAMP = "isolarcloud_plant_realtime_timestamp_seconds"
 REALTIME_TIMESTAMP_HELP = ("When the plant's real-time values were read from the cloud (Unix time); only for accounts "
                            "with realtime.skip_unchanged, where a plant whose update_time stood still keeps older "
                            "values." + CACHED)
+# The family of each plant quantity, by quantity key: also what `isolarcloud-exporter backfill` writes history
+# under, so that the past joins the live series under the same names, types and HELP.
+QUANTITY_FAMILIES: Mapping[str, Family] = {
+    q.key: next(f for f in PLANT_FAMILIES if f.name == "isolarcloud_plant_" + q.key) for q in QUANTITIES}
 POINT_VALUE = "isolarcloud_plant_point_value"
 POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit conversion; see the unit label)."
                     + CACHED)

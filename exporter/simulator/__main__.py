@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-answer-shape", choices=("result_data", "top_level", "both"), default="result_data")
     p.add_argument("--page-size-over-limit", choices=("clamp", "reject"), default="clamp",
                    help="what a page size above --max-page-size gets")
+    p.add_argument("--history-current-day", choices=("none", "lagged"), default="none",
+                   help="minute history of the current day: none (reference text) or up to 5 minutes ago (recorded)")
+    p.add_argument("--history-window", choices=("closed", "left_open"), default="closed",
+                   help="whether a minute window's start row is included (closed) or not (left_open)")
+    p.add_argument("--history-types", choices=("recorded", "table"), default="recorded",
+                   help="history values and time_stamp as strings (recorded) or numbers (field tables)")
+    p.add_argument("--history-gap-rate", type=float, default=0.08, metavar="R",
+                   help="share of plant-days with a stretch of missing minute rows")
     p.add_argument("--open-faults", type=int, default=None, metavar="N",
                    help="exactly N open fault/alarm records across the fleet")
     p.add_argument("--appkey", default="DEMOAPPKEY00000000000000000000001")
@@ -87,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit, rate_limit_retry_after=not args.no_retry_after,
         access_token_calls=args.access_token_calls, update_time_style=args.update_time_style,
         token_answer_shape=args.token_answer_shape, page_size_over_limit=args.page_size_over_limit,
+        history_current_day=args.history_current_day,
+        history_window=args.history_window, history_types=args.history_types,
+        history_gap_rate=args.history_gap_rate,
     )
     if args.open_faults is not None:
         sim.set_open_fault_count(args.open_faults)

@@ -14,7 +14,6 @@ WIND_TYPE = 9
 ETA = 0.92  # battery round-trip efficiency
 MORNING_H = 2.0  # load bump before sunrise
 EVENING_H = 4.0  # load bump (and battery discharge) after sunset
-MEAN_WEATHER = 0.72  # mean of weather(); used to back-date lifetime counters
 
 _MASK = (1 << 64) - 1
 

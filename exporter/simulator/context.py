@@ -40,6 +40,10 @@ class Context(Protocol):
     update_time_style: str
     token_answer_shape: str
     page_size_over_limit: str
+    history_current_day: str
+    history_window: str
+    history_types: str
+    history_gap_rate: float
 
 
 class Host(Protocol):

@@ -126,9 +126,10 @@ class Plant:
     uuid: int
     quirk_key: int
     start_day: int = 0
+    first_day: int = 0  # local day of the install date: the history starts here
     anchor: float = 0.0
     lifetime_base: list[float] | None = None
-    cum_cache: tuple[int, list[float]] = (0, [0.0] * 6)
+    life: tuple[int, Any] = (0, None)  # (first local day, array of 6 lifetime counters per day from it)
 
     def __getitem__(self, key: str) -> Any:
         return self.ps_id if key == "ps_id" else self.fields[key]
@@ -195,6 +196,7 @@ class Plant:
         # must stay cheap.
         self.anchor = now
         self.lifetime_base = None
+        self.life = (0, None)
 
     days_running: float = 365.0
 
@@ -261,7 +263,7 @@ class Fleet:
                     setattr(p, key, value)
                 else:
                     raise KeyError(f"unknown plant field {key!r}")
-            if MODEL_FIELDS.intersection(values) or "ps_type" in values or "connect_type" in values:
+            if MODEL_FIELDS.intersection(values) or {"ps_type", "connect_type", "install_date"}.intersection(values):
                 p.reset_model(now)
             self._changed()
 

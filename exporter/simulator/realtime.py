@@ -2,16 +2,22 @@
 
 Every quantity is a closed-form function of (plant, local day, local hour), so any point can be computed for
 any clock value in O(1) and energies are exact integrals of the powers: today's energy is the integral since
-local midnight, lifetime counters add whole days on top and therefore never decrease.
+local midnight, lifetime counters add whole days on top and therefore never decrease. The history endpoints
+(history.py) evaluate the same functions at past instants.
 """
 
 from __future__ import annotations
 
+import calendar
 import math
-from collections.abc import Iterable
+import re
+import threading
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 
-from .common import ETA, EVENING_H, MEAN_WEATHER, MORNING_H, lenient_int, unit_float
+from .common import ETA, EVENING_H, MORNING_H, lenient_int, unit_float
 from .fleet import Plant
 
 # Portal table "Common plant measuring points": id -> (name, unit).
@@ -134,55 +140,92 @@ def local_day_hour(t: float, utc_offset_h: float) -> tuple[int, float]:
     return day, (lt - day * 86400.0) / 3600.0
 
 
-def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
+@dataclass(slots=True)
+class Shape:
+    """What a plant-day's curves depend on besides the hour: computed once per day when a day is sampled."""
+
+    w: float
+    wind: bool
+    storage: bool
+    d_len: float
+    sunrise: float
+    sunset: float
+    amp: float
+    beta: float
+    bd_peak: float
+    base: float
+    morning_w: float
+    evening_w: float
+    ctype: int | None
+    site_amp: float
+    x1: float | None  # where PV starts covering the base load (self-consumption plants with a surplus)
+    soc0: float
+    battery_wh: float
+
+
+def day_shape(p: Plant, day: int, w: float | None = None) -> Shape:
     if w is None:
         w = weather(p.weather_key, day)
     wind = p.is_wind
     storage = p.is_storage
     d_len = 24.0 if wind else p.day_len_h
     sunrise = 0.0 if wind else 12.0 - d_len / 2.0
-    sunset = sunrise + d_len
     amp = p.capacity_w * p.perf * w
+    beta = p.battery_share if storage else 0.0
+    # Sized so that each day's discharge (after losses) equals that day's charge: SOC is periodic.
+    bd_peak = ETA * beta * amp * d_len / EVENING_H if storage else 0.0
+    base = p.base_load_w
+    site_amp = (1.0 - beta) * amp
+    ctype = lenient_int(p.fields.get("connect_type"), 2)
+    x1 = math.asin(base / site_amp) if ctype not in (1, 4) and site_amp > base else None
+    return Shape(w, wind, storage, d_len, sunrise, sunrise + d_len, amp, beta, bd_peak, base, p.morning_w,
+                 p.evening_w, ctype, site_amp, x1, p.soc0, p.battery_wh)
+
+
+def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
+    return day_at(day_shape(p, day, w), h)
+
+
+def day_at(c: Shape, h: float) -> Day:
+    d_len, sunrise, sunset, amp = c.d_len, c.sunrise, c.sunset, c.amp
     x = _clip(math.pi * (h - sunrise) / d_len, 0.0, math.pi)
     sin_x = math.sin(x) if 0.0 < x < math.pi else 0.0
     pv_w = amp * sin_x
     pv_wh = amp * d_len / math.pi * (1.0 - math.cos(x))
     max_pv = amp * math.sin(min(x, math.pi / 2.0))
 
-    beta = p.battery_share if storage else 0.0
+    beta = c.beta
     y = _clip(math.pi * (h - sunset) / EVENING_H, 0.0, math.pi)
-    if storage:
-        # Sized so that each day's discharge (after losses) equals that day's charge: SOC is periodic.
-        bd_peak = ETA * beta * amp * d_len / EVENING_H
-        dis_w = bd_peak * math.sin(y)
-        dis_wh = bd_peak * EVENING_H / math.pi * (1.0 - math.cos(y))
+    if c.storage:
+        dis_w = c.bd_peak * math.sin(y)
+        dis_wh = c.bd_peak * EVENING_H / math.pi * (1.0 - math.cos(y))
     else:
         dis_w = dis_wh = 0.0
     ch_w, ch_wh = beta * pv_w, beta * pv_wh
 
-    base = p.base_load_w
-    if wind:
+    base = c.base
+    if c.wind:
         load_w, load_wh = base, base * h
     else:
         z = _clip(math.pi * (h - sunrise + MORNING_H) / MORNING_H, 0.0, math.pi)
-        load_w = base + p.morning_w * math.sin(z) + p.evening_w * math.sin(y)
+        load_w = base + c.morning_w * math.sin(z) + c.evening_w * math.sin(y)
         load_wh = (
             base * h
-            + p.morning_w * MORNING_H / math.pi * (1.0 - math.cos(z))
-            + p.evening_w * EVENING_H / math.pi * (1.0 - math.cos(y))
+            + c.morning_w * MORNING_H / math.pi * (1.0 - math.cos(z))
+            + c.evening_w * EVENING_H / math.pi * (1.0 - math.cos(y))
         )
 
-    site_amp = (1.0 - beta) * amp
+    site_amp = c.site_amp
     site_w, site_wh = (1.0 - beta) * pv_w, (1.0 - beta) * pv_wh
-    ctype = lenient_int(p.fields.get("connect_type"), 2)
+    ctype = c.ctype
     if ctype == 4:  # off-grid: no meter flows at all
         feed_w = feed_wh = buy_w = buy_wh = 0.0
     else:
         if ctype == 1:  # full feed-in: all PV to the grid, all load from the grid
             feed_w, feed_wh = site_w, site_wh
-        elif site_amp > base:
+        elif c.x1 is not None:
             # Load is flat (= base) between sunrise and sunset, so the surplus integral stays closed-form.
-            x1 = math.asin(base / site_amp)
+            x1 = c.x1
             xc = _clip(x, x1, math.pi - x1)
             feed_wh = d_len / math.pi * (site_amp * (math.cos(x1) - math.cos(xc)) - base * (xc - x1))
             feed_w = max(0.0, site_w - base)
@@ -191,58 +234,270 @@ def day_model(p: Plant, day: int, h: float, w: float | None = None) -> Day:
         buy_w = max(0.0, load_w - (site_w - feed_w) - dis_w)
         buy_wh = max(0.0, load_wh - (site_wh - feed_wh) - dis_wh)
 
-    soc = p.soc0 + (ch_wh - dis_wh / ETA) / p.battery_wh if storage and p.battery_wh > 0 else 0.0
-    irr = 1000.0 * w * sin_x
-    irradiation = 1000.0 * w * d_len / math.pi * (1.0 - math.cos(x))
+    soc = c.soc0 + (ch_wh - dis_wh / ETA) / c.battery_wh if c.storage and c.battery_wh > 0 else 0.0
+    irr = 1000.0 * c.w * sin_x
+    irradiation = 1000.0 * c.w * d_len / math.pi * (1.0 - math.cos(x))
     return Day(
         pv_w, load_w, feed_w, buy_w, ch_w - dis_w, irr, _clip(soc, 0.0, 1.0), max_pv,
         pv_wh, load_wh, feed_wh, buy_wh, ch_wh, dis_wh, irradiation,
     )
 
 
+def day_hours(c: Shape) -> dict[str, float]:
+    """The local hours of this day where the curves change shape: the extremes and kinks of every point."""
+    hours = {"midnight": 0.0, "end": 24.0, "noon": 12.0, "sunrise": c.sunrise, "sunset": c.sunset,
+             "morning": c.sunrise - MORNING_H, "morning_peak": c.sunrise - MORNING_H / 2.0,
+             "evening_peak": c.sunset + EVENING_H / 2.0, "evening_end": c.sunset + EVENING_H, "cold": 3.0,
+             "warm": 15.0}
+    if c.site_amp > c.base:  # PV starts and stops covering the base load: feed-in and purchase kink
+        x1 = math.asin(c.base / c.site_amp)
+        hours.update(feed_start=c.sunrise + c.d_len * x1 / math.pi, feed_end=c.sunset - c.d_len * x1 / math.pi)
+    return hours
+
+
+def breakpoints(hours: dict[str, float]) -> list[float]:
+    """The hours (0..24, sorted) between which every point's curve of the day is smooth and monotone, except
+    the module temperature (83017: ambient warmth and sunshine peak at different hours)."""
+    return sorted({h for h in hours.values() if 0.0 <= h <= 24.0})
+
+
+# -- lifetime counters -------------------------------------------------------------------------------------
+#
+# A plant's lifetime counters start near zero at local midnight of its install date and add each whole local
+# day's closed-form counters, so they never decrease and each day's growth is exactly that day's integral.
+# Summing every day since the install date would make the first real-time query of a plant O(days installed)
+# (fleets of 50 000 plants, installed up to ten years ago); instead the value on the plant's anchor day is an
+# upper bound of that sum computed in O(bins): every daily counter is a convex function of the day's weather
+# factor, so on each weather bin its chord lies above it, and the sum of chords needs only the count and the
+# sum of the weather factors per bin, which are prefix sums shared by all plants of a region. Days before the
+# anchor day are then the anchor value minus the exact days in between, so at the install date the counters
+# are >= 0 and within a fraction of a percent of zero.
+
+W_LO, W_HI = 0.15, 1.0  # the range of weather()
+_BINS = 16
+_EDGES = tuple(W_LO + (W_HI - W_LO) * k / _BINS for k in range(_BINS + 1))
+_TABLES: dict[int, _WeatherTable] = {}
+_TABLES_LOCK = threading.Lock()
+_LIFE_LOCK = threading.Lock()
+_INSTALL = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
+
+
+class _WeatherTable:
+    """Prefix counts and sums of one weather key's daily factors per bin, for local days lo..hi-1."""
+
+    def __init__(self, key: int, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+        ws = [weather(key, day) for day in range(lo, hi)]
+        scale = _BINS / (W_HI - W_LO)
+        bins = [min(_BINS - 1, int((w - W_LO) * scale)) for w in ws]
+        self.count = [array("d", accumulate((1.0 if b == k else 0.0 for b in bins), initial=0.0))
+                      for k in range(_BINS)]
+        self.total = [array("d", accumulate((w if b == k else 0.0 for w, b in zip(ws, bins, strict=True)), initial=0.0))
+                      for k in range(_BINS)]
+
+
+def _table(key: int, lo: int, hi: int) -> _WeatherTable:
+    with _TABLES_LOCK:
+        tab = _TABLES.get(key)
+        if tab is None or lo < tab.lo or hi > tab.hi:
+            # Plants are installed up to ten years before they are first asked about: cover that at once,
+            # so a region's table is built once, not once per plant.
+            lo, hi = (lo, hi) if tab is None else (min(lo, tab.lo), max(hi, tab.hi))
+            tab = _TABLES[key] = _WeatherTable(key, min(lo, hi - 4000), hi + 400)
+        return tab
+
+
+def _bound(p: Plant, first: int, last: int) -> list[float]:
+    """An upper bound (tight to a fraction of a percent) of the sum of whole-day counters over days first..last-1."""
+    if last <= first:
+        return [0.0] * 6
+    tab = _table(p.weather_key, first, last)
+    i, j = first - tab.lo, last - tab.lo
+    n = [tab.count[k][j] - tab.count[k][i] for k in range(_BINS)]
+    excess = [tab.total[k][j] - tab.total[k][i] - n[k] * _EDGES[k] for k in range(_BINS)]
+    lo, hi = day_model(p, first, 24.0, w=W_LO).counters(), day_model(p, first, 24.0, w=W_HI).counters()
+    # Most daily counters are affine in the weather (PV, load, battery; feed-in and purchase unless the plant
+    # exports a surplus), and for those the chord over the whole range is exact.
+    days = sum(n)
+    above = sum(excess) + sum(k * (_EDGES[1] - _EDGES[0]) * n[k] for k in range(_BINS))  # sum of (w - W_LO)
+    acc = [days * a + (b - a) / (W_HI - W_LO) * above for a, b in zip(lo, hi, strict=True)]
+    if lenient_int(p.fields.get("connect_type"), 2) == 2 and hi[2] > 0.0:
+        f = [lo, *(day_model(p, first, 24.0, w=e).counters() for e in _EDGES[1:-1]), hi]
+        width = _EDGES[1] - _EDGES[0]
+        for c in (2, 3):  # feed-in and purchase: convex, so the chord on each bin lies above
+            acc[c] = sum(n[k] * f[k][c] + (f[k + 1][c] - f[k][c]) / width * excess[k] for k in range(_BINS))
+    # Rounding must not push the install-date value below zero.
+    return [v * (1.0 + 1e-9) + 0.01 for v in acc]
+
+
+def install_day(p: Plant) -> int | None:
+    """The plant-local day number of its install_date (as served: plant-local yyyy-MM-dd HH:mm:ss)."""
+    m = _INSTALL.match(str(p.fields.get("install_date") or ""))
+    if m is None:
+        return None
+    try:
+        y, mo, d = (int(g) for g in m.groups())
+        return calendar.timegm((y, mo, d, 0, 0, 0)) // 86400 if 1 <= mo <= 12 and 1 <= d <= 31 else None
+    except (OverflowError, ValueError):
+        return None
+
+
 def ensure_model(p: Plant) -> list[float]:
-    """Anchor the lifetime counters at the plant's creation time, back-dated to its grid connection."""
+    """Anchor the lifetime counters on the local day of the plant's creation (or last model change)."""
     if p.lifetime_base is not None:
         return p.lifetime_base
     day, _ = local_day_hour(p.anchor, p.utc_offset_h)
-    p.start_day = day
-    full = day_model(p, day, 24.0, w=MEAN_WEATHER).counters()
-    days = max(30.0, p.days_running)
-    p.cum_cache = (day, [0.0] * 6)
-    p.lifetime_base = [v * days for v in full]
-    return p.lifetime_base
+    first = install_day(p)
+    if first is None:
+        first = day - max(30, round(p.days_running))
+    first = min(first, day)
+    base = _bound(p, first, day)
+    with _LIFE_LOCK:
+        p.start_day, p.first_day = day, first
+        p.life = (day, array("d", base))
+        p.lifetime_base = base
+    return base
 
 
-def _full_days(p: Plant, first: int, last: int) -> list[float]:
-    """Sum of whole-day counters for local days first..last-1."""
-    acc = [0.0] * 6
-    for d in range(first, last):
-        for i, v in enumerate(day_model(p, d, 24.0).counters()):
-            acc[i] += v
-    return acc
+def _extend(p: Plant, day: int) -> tuple[int, array[float]]:
+    with _LIFE_LOCK:
+        lo, arr = p.life
+        n = len(arr) // 6
+        if day >= lo + n:
+            vals = list(arr[-6:])
+            for d in range(lo + n - 1, day):
+                vals = [a + b for a, b in zip(vals, day_model(p, d, 24.0).counters(), strict=True)]
+                arr.extend(vals)
+        elif day < lo:
+            # Going back, take a month at a time (the months before are likely asked next), but never
+            # before the install date unless asked.
+            new_lo = min(day, max(lo - 31, p.first_day))
+            vals = list(arr[:6])
+            rows: list[list[float]] = []
+            for d in range(lo - 1, new_lo - 1, -1):
+                vals = [a - b for a, b in zip(vals, day_model(p, d, 24.0).counters(), strict=True)]
+                rows.append(vals)
+            arr = array("d", [v for row in reversed(rows) for v in row]) + arr
+            p.life = (new_lo, arr)
+            lo = new_lo
+        return lo, arr
 
 
-def lifetime(p: Plant, day: int) -> list[float]:
-    """Lifetime counters at the start of local `day`; cached per plant so advancing clocks stay cheap."""
-    base = ensure_model(p)
-    cached_day, cum = p.cum_cache
-    if day >= cached_day:
-        extra = _full_days(p, cached_day, day)
-        cum = [a + b for a, b in zip(cum, extra, strict=True)]
-        p.cum_cache = (day, cum)
-    elif day >= p.start_day:
-        cum = _full_days(p, p.start_day, day)
-    else:
-        cum = [-v for v in _full_days(p, day, p.start_day)]
-    return [b + c for b, c in zip(base, cum, strict=True)]
+def lifetime(p: Plant, day: int) -> tuple[float, ...]:
+    """Lifetime counters (pv, load, feed-in, purchase, charge, discharge; Wh) at the start of local `day`."""
+    ensure_model(p)
+    lo, arr = p.life
+    i = day - lo
+    if i < 0 or 6 * i >= len(arr):
+        lo, arr = _extend(p, day)
+        i = day - lo
+    return tuple(arr[6 * i: 6 * i + 6])
+
+
+# -- measuring points ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Instant:
+    """The model at one plant-local instant: the day's values and the lifetime counters including today."""
+
+    p: Plant
+    h: float
+    s: Day
+    pv: float
+    load: float
+    feed: float
+    buy: float
+    ch: float
+    dis: float
+
+
+def instant(p: Plant, day: int, h: float, life: tuple[float, ...] | None = None,
+            shape: Shape | None = None) -> Instant:
+    s = day_at(shape if shape is not None else day_shape(p, day), h)
+    pv, load, feed, buy, ch, dis = life if life is not None else lifetime(p, day)
+    return Instant(p, h, s, pv + s.pv_wh, load + s.load_wh, feed + s.feed_wh, buy + s.buy_wh,
+                   ch + s.charge_wh, dis + s.discharge_wh)
 
 
 def _f1(v: float) -> str:
     return f"{v:.1f}"
 
 
+def _f2(v: float) -> str:
+    return f"{v:.2f}"
+
+
 def _f3(v: float) -> str:
     return f"{v:.3f}"
+
+
+def _int(v: float) -> str:
+    return str(int(v))
+
+
+def _cap(i: Instant) -> float:
+    return i.p.capacity_w or 1.0
+
+
+def _temp(i: Instant) -> float:
+    return i.p.ambient_c + 6.0 * math.sin(math.pi * (i.h - 9.0) / 12.0)
+
+
+def _self_today(i: Instant) -> float:
+    return max(0.0, (1.0 - (i.p.battery_share if i.p.is_storage else 0.0)) * i.s.pv_wh - i.s.feed_wh)
+
+
+Formula = Callable[[Instant], float]
+# Point id -> (value in the smallest unit, how the API writes it). One table for real-time and history, so the
+# two can never disagree about a value.
+FORMULAS: dict[int, tuple[Formula, Callable[[float], str]]] = {
+    83022: (lambda i: i.s.pv_wh, _f1), 83009: (lambda i: i.s.pv_wh, _f1), 83331: (lambda i: i.s.pv_wh, _f1),
+    83024: (lambda i: i.pv, _f1), 83004: (lambda i: i.pv, _f1), 83332: (lambda i: i.pv, _f1),
+    83033: (lambda i: i.s.pv_w, _f1), 83002: (lambda i: i.s.pv_w, _f1), 83067: (lambda i: i.s.pv_w, _f1),
+    83329: (lambda i: i.s.pv_w, _f1), 83317: (lambda i: i.s.pv_w * 1.04, _f1),
+    83019: (lambda i: i.s.pv_w / _cap(i), _f3), 83001: (lambda i: i.s.pv_w / _cap(i), _f3),
+    83006: (lambda i: i.s.pv_wh * 0.985, _f1), 83020: (lambda i: i.pv * 0.985, _f1),
+    83011: (lambda i: i.s.buy_wh, _f1), 83021: (lambda i: i.buy, _f1),
+    83032: (lambda i: i.s.feed_w - i.s.buy_w, _f1), 83549: (lambda i: i.s.feed_w - i.s.buy_w, _f1),
+    83328: (lambda i: i.s.feed_w - i.s.buy_w, _f1),
+    83012: (lambda i: i.s.irradiance, _f1), 83013: (lambda i: i.s.irradiation, _f1),
+    83023: (lambda i: i.p.perf, _f3), 83007: (lambda i: i.p.perf * 0.98, _f3),
+    83010: (lambda i: i.p.perf * 1.01, _f3),
+    83025: (lambda i: i.pv / _cap(i), _f2), 83005: (lambda i: i.s.pv_wh / _cap(i), _f2),
+    83008: (lambda i: i.s.pv_wh / _cap(i), _f2), 83018: (lambda i: i.s.pv_wh / max(i.p.perf, 0.01), _f1),
+    83016: (_temp, _f1), 83017: (lambda i: _temp(i) + i.s.irradiance * 0.025, _f1),
+    83052: (lambda i: i.s.load_w, _f1), 83106: (lambda i: i.s.load_w, _f1), 83330: (lambda i: i.s.load_w, _f1),
+    83097: (_self_today, _f1), 83100: (lambda i: max(0.0, i.pv - i.feed - i.ch), _f1),
+    83102: (lambda i: i.s.buy_wh, _f1), 83105: (lambda i: i.buy, _f1),
+    83118: (lambda i: i.s.load_wh, _f1), 83124: (lambda i: i.load, _f1),
+    83119: (lambda i: i.s.feed_wh, _f1), 83072: (lambda i: i.s.feed_wh, _f1), 83075: (lambda i: i.feed, _f1),
+    83252: (lambda i: i.s.soc, _f3), 83129: (lambda i: i.s.soc, _f3), 83232: (lambda i: i.s.soc, _f3),
+    83334: (lambda i: i.s.soc, _f3), 83319: (lambda i: i.s.soc, _f3),
+    83233: (lambda i: i.p.battery_wh / 2.0, _f1), 83234: (lambda i: i.p.battery_wh / 2.0, _f1),
+    83237: (lambda i: i.p.battery_wh / 4.0, _f1),
+    83235: (lambda i: (1.0 - i.s.soc) * i.p.battery_wh, _f1),
+    83236: (lambda i: max(0.0, i.s.soc - 0.05) * i.p.battery_wh, _f1),
+    83327: (lambda i: i.s.soc * i.p.battery_wh, _f1),
+    83046: (lambda i: i.s.battery_w, _f1), 83238: (lambda i: i.s.battery_w, _f1),
+    83326: (lambda i: i.s.battery_w, _f1), 83318: (lambda i: i.s.battery_w, _f1),
+    83239: (lambda i: i.s.pv_w * 0.05, _f1), 83240: (lambda i: 0.99 if i.s.pv_w > 0 else 1.0, _f3),
+    83241: (lambda i: i.ch, _f1), 83242: (lambda i: i.dis, _f1), 83324: (lambda i: i.ch, _f1),
+    83325: (lambda i: i.dis, _f1), 83243: (lambda i: i.s.charge_wh, _f1), 83244: (lambda i: i.s.discharge_wh, _f1),
+    83322: (lambda i: i.s.charge_wh, _f1), 83323: (lambda i: i.s.discharge_wh, _f1),
+    83320: (lambda i: i.p.battery_wh * 0.8, _f1), 83321: (lambda i: i.p.battery_wh * 0.75, _f1),
+    83548: (lambda i: float(int(i.ch / i.p.battery_wh)) if i.p.battery_wh > 0 else 0.0, _int),
+    83419: (lambda i: i.s.max_pv_w / _cap(i), _f3), 83743: (lambda i: 0.0, _f1),
+}
+
+
+def has_data(p: Plant, point_id: int) -> bool:
+    """Whether the plant reports this point at all (a value, not absent/null/"")."""
+    if point_id not in FORMULAS:
+        return False
+    if point_id in BATTERY_POINTS and not p.is_storage:
+        return False
+    return p.point_quirk(point_id) is None
 
 
 def point_values(p: Plant, t: float, point_ids: Iterable[int], interval: float) -> dict[int, str | None]:
@@ -250,55 +505,11 @@ def point_values(p: Plant, t: float, point_ids: Iterable[int], interval: float) 
     if interval > 0:
         t -= t % interval  # the platform only refreshes plant data every few minutes
     day, h = local_day_hour(t, p.utc_offset_h)
-    s = day_model(p, day, h)
-    life = lifetime(p, day)
-    total_pv, total_load, total_feed, total_buy, total_ch, total_dis = (
-        a + b for a, b in zip(life, s.counters(), strict=True)
-    )
-    cap = p.capacity_w or 1.0
-    rated = p.battery_wh / 2.0
-    grid = s.feed_w - s.buy_w
-    self_wh = (1.0 - (p.battery_share if p.is_storage else 0.0)) * s.pv_wh - s.feed_wh
-    total_self = max(0.0, total_pv - total_feed - total_ch)
-    calc = {
-        83022: lambda: _f1(s.pv_wh), 83009: lambda: _f1(s.pv_wh), 83331: lambda: _f1(s.pv_wh),
-        83024: lambda: _f1(total_pv), 83004: lambda: _f1(total_pv), 83332: lambda: _f1(total_pv),
-        83033: lambda: _f1(s.pv_w), 83002: lambda: _f1(s.pv_w), 83067: lambda: _f1(s.pv_w),
-        83329: lambda: _f1(s.pv_w), 83317: lambda: _f1(s.pv_w * 1.04),
-        83019: lambda: _f3(s.pv_w / cap), 83001: lambda: _f3(s.pv_w / cap),
-        83006: lambda: _f1(s.pv_wh * 0.985), 83020: lambda: _f1(total_pv * 0.985),
-        83011: lambda: _f1(s.buy_wh), 83021: lambda: _f1(total_buy),
-        83032: lambda: _f1(grid), 83549: lambda: _f1(grid), 83328: lambda: _f1(grid),
-        83012: lambda: _f1(s.irradiance), 83013: lambda: _f1(s.irradiation),
-        83023: lambda: _f3(p.perf), 83007: lambda: _f3(p.perf * 0.98), 83010: lambda: _f3(p.perf * 1.01),
-        83025: lambda: f"{total_pv / cap:.2f}", 83005: lambda: f"{s.pv_wh / cap:.2f}",
-        83008: lambda: f"{s.pv_wh / cap:.2f}", 83018: lambda: _f1(s.pv_wh / max(p.perf, 0.01)),
-        83016: lambda: _f1(p.ambient_c + 6.0 * math.sin(math.pi * (h - 9.0) / 12.0)),
-        83017: lambda: _f1(p.ambient_c + 6.0 * math.sin(math.pi * (h - 9.0) / 12.0) + s.irradiance * 0.025),
-        83052: lambda: _f1(s.load_w), 83106: lambda: _f1(s.load_w), 83330: lambda: _f1(s.load_w),
-        83097: lambda: _f1(max(0.0, self_wh)), 83100: lambda: _f1(total_self),
-        83102: lambda: _f1(s.buy_wh), 83105: lambda: _f1(total_buy),
-        83118: lambda: _f1(s.load_wh), 83124: lambda: _f1(total_load),
-        83119: lambda: _f1(s.feed_wh), 83072: lambda: _f1(s.feed_wh), 83075: lambda: _f1(total_feed),
-        83252: lambda: _f3(s.soc), 83129: lambda: _f3(s.soc), 83232: lambda: _f3(s.soc),
-        83334: lambda: _f3(s.soc), 83319: lambda: _f3(s.soc),
-        83233: lambda: _f1(rated), 83234: lambda: _f1(rated), 83237: lambda: _f1(rated * 0.5),
-        83235: lambda: _f1((1.0 - s.soc) * p.battery_wh), 83236: lambda: _f1(max(0.0, s.soc - 0.05) * p.battery_wh),
-        83327: lambda: _f1(s.soc * p.battery_wh),
-        83046: lambda: _f1(s.battery_w), 83238: lambda: _f1(s.battery_w), 83326: lambda: _f1(s.battery_w),
-        83318: lambda: _f1(s.battery_w),
-        83239: lambda: _f1(s.pv_w * 0.05), 83240: lambda: "0.990" if s.pv_w > 0 else "1.000",
-        83241: lambda: _f1(total_ch), 83242: lambda: _f1(total_dis), 83324: lambda: _f1(total_ch),
-        83325: lambda: _f1(total_dis), 83243: lambda: _f1(s.charge_wh), 83244: lambda: _f1(s.discharge_wh),
-        83322: lambda: _f1(s.charge_wh), 83323: lambda: _f1(s.discharge_wh),
-        83320: lambda: _f1(p.battery_wh * 0.8), 83321: lambda: _f1(p.battery_wh * 0.75),
-        83548: lambda: str(int(total_ch / p.battery_wh)) if p.battery_wh > 0 else "0",
-        83419: lambda: _f3(s.max_pv_w / cap), 83743: lambda: "0.0",
-    }
+    now = instant(p, day, h)
     out: dict[int, str | None] = {}
     for pid in point_ids:
-        fn = calc.get(pid)
-        if fn is None:
+        entry = FORMULAS.get(pid)
+        if entry is None:
             continue
         if pid in BATTERY_POINTS and not p.is_storage:
             if p.absent_style == "absent":
@@ -308,7 +519,8 @@ def point_values(p: Plant, t: float, point_ids: Iterable[int], interval: float) 
         quirk = p.point_quirk(pid)
         if quirk == "absent":
             continue
-        out[pid] = fn() if quirk is None else quirk_value(quirk)
+        fn, fmt = entry
+        out[pid] = fmt(fn(now)) if quirk is None else quirk_value(quirk)
     return out
 
 

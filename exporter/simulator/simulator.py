@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 import threading
 import time
@@ -9,9 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import api_details, api_devices, api_faults, endpoints
+from . import api_details, api_devices, api_faults, api_history, endpoints, history
 from .alarms import AlarmBook
 from .api_devices import CLAIM_KEYS, FAIL_KEYS
+from .api_history import CURRENT_DAY_MODES, TYPE_STYLES, WINDOW_MODES
 from .auth import Auth
 from .context import Context
 from .devices import DeviceRegistry
@@ -41,6 +43,10 @@ ROUTES: dict[str, tuple[str, Endpoint]] = {
     "/openapi/getDeviceList": (LEGACY, api_devices.legacy_list),
     "/openapi/platform/getDeviceRealTimeData": (PLATFORM, api_devices.platform_realtime),
     "/openapi/getDeviceRealTimeData": (LEGACY, api_devices.legacy_realtime),
+    "/openapi/platform/getPowerStationPointMinuteDataList": (PLATFORM, api_history.minute_data),
+    "/openapi/platform/getPowerStationPointDayMonthYearDataList": (PLATFORM, api_history.day_month_year_data),
+    "/openapi/platform/getDevicePointMinuteDataList": (PLATFORM, api_history.device_minute_data),
+    "/openapi/getDevicePointMinuteDataList": (LEGACY, api_history.legacy_device_minute_data),
 }
 INSTALL_POWER_UNITS = ("W", "kW")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -104,6 +110,10 @@ class Simulator:
         rate_limit_retry_after: bool = True,
         access_token_calls: int | None = None,
         login_token_calls: int | None = None,
+        history_current_day: str = "none",
+        history_window: str = "closed",
+        history_types: str = "recorded",
+        history_gap_rate: float = 0.08,
         clock: Callable[[], float] = time.time,
         update_time_style: str = "clock",
         token_answer_shape: str = "result_data",
@@ -117,6 +127,14 @@ class Simulator:
             raise ValueError(f"device_fail_keys must be one of {tuple(FAIL_KEYS)}")
         if device_claim_key not in CLAIM_KEYS:
             raise ValueError(f"device_claim_key must be one of {CLAIM_KEYS}")
+        if history_current_day not in CURRENT_DAY_MODES:
+            raise ValueError(f"history_current_day must be one of {CURRENT_DAY_MODES}")
+        if history_window not in WINDOW_MODES:
+            raise ValueError(f"history_window must be one of {WINDOW_MODES}")
+        if history_types not in TYPE_STYLES:
+            raise ValueError(f"history_types must be one of {TYPE_STYLES}")
+        if not 0.0 <= history_gap_rate <= 1.0:
+            raise ValueError("history_gap_rate must be between 0 and 1")
         if expired_token_style not in ("envelope", "oauth_error"):
             raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
         for name, value, allowed in (("legacy_units", legacy_units, LEGACY_UNITS),
@@ -150,6 +168,10 @@ class Simulator:
         self.rate_limit_retry_after = rate_limit_retry_after
         # (ps_id, point id) → the value served instead of the model's (a string, or None for null).
         self.point_overrides: dict[tuple[int, int], str | None] = {}
+        self.history_current_day = history_current_day
+        self.history_window = history_window
+        self.history_types = history_types
+        self.history_gap_rate = history_gap_rate
         self.clock = clock
         self.update_time_style = update_time_style
         self.token_answer_shape = token_answer_shape
@@ -465,6 +487,19 @@ class Simulator:
 
     def clear_point_values(self) -> None:
         self.point_overrides.clear()
+
+
+    # History -------------------------------------------------------------------------------------
+    def history_gap(self, ps_id: int, date: str) -> tuple[str, str] | None:
+        """The plant's missing minute rows on a plant-local date (yyyyMMdd): (first missing row, first row
+        after the gap) as yyyyMMddHHmmss (the second may be the next day's 000000), or None without a gap."""
+        plant = self.fleet.by_id[ps_id]
+        day = calendar.timegm(time.strptime(date, "%Y%m%d")) // 86400
+        hole = history.gap(plant, day, self.history_gap_rate)
+        if hole is None:
+            return None
+        first, after = (history.stamp(round(day * 86400 + h * 3600)) for h in hole)
+        return first, after
 
 
 def _alter_realtime(reply: Reply, fault: Fault) -> Reply:
