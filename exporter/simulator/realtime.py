@@ -310,7 +310,7 @@ def breakpoints(hours: dict[str, float]) -> list[float]:
 # (fleets of 50 000 plants, installed up to ten years ago); with discrete weather levels the sum is the number of
 # days at each level times the day's counters at that level, so anchoring a plant costs O(levels).
 
-_LIFE_LOCK = threading.Lock()
+_LIFE_LOCK = threading.RLock()
 _INSTALL = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
 
 
@@ -372,6 +372,9 @@ def ensure_model(p: Plant) -> list[float]:
 
 def _extend(p: Plant, day: int) -> tuple[int, array[float]]:
     with _LIFE_LOCK:
+        if p.life[1] is None:  # set_plant reset the model since the caller looked
+            p.lifetime_base = None
+            ensure_model(p)
         lo, arr = p.life
         n = len(arr) // 6
         if day >= lo + n:
@@ -399,7 +402,7 @@ def lifetime(p: Plant, day: int) -> tuple[float, ...]:
     ensure_model(p)
     lo, arr = p.life
     i = day - lo
-    if i < 0 or 6 * i >= len(arr):
+    if arr is None or i < 0 or 6 * i >= len(arr):
         lo, arr = _extend(p, day)
         i = day - lo
     return tuple(arr[6 * i: 6 * i + 6])
