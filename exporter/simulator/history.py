@@ -1,4 +1,5 @@
-"""The plant history behind getPowerStationPointMinuteDataList and getPowerStationPointDayMonthYearDataList.
+"""The history behind getPowerStationPointMinuteDataList, getPowerStationPointDayMonthYearDataList and
+getDevicePointMinuteDataList.
 
 History is the real-time model (realtime.py) evaluated at past instants, through the same point table, so a
 history row at time T is exactly what getPowerStationRealTimeData answered when the clock stood at T: the past

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import calendar
 import math
+import random
 import re
 import threading
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import accumulate
 
-from .common import ETA, EVENING_H, MORNING_H, lenient_int, unit_float
+from .common import ETA, EVENING_H, MORNING_H, lenient_int, mix
 from .fleet import Plant
 
 # Portal table "Common plant measuring points": id -> (name, unit).
@@ -101,9 +101,50 @@ BATTERY_POINTS = frozenset(
     {83046, 83129, 83232, 83233, 83234, 83235, 83236, 83237, 83238, 83241, 83242, 83243, 83244, 83252,
      83318, 83319, 83320, 83321, 83322, 83323, 83324, 83325, 83326, 83327, 83334, 83548}
 )
+# The weather factor of a region's day is one of 16 sky conditions, 0.15 (overcast) .. 1 (clear), skewed towards
+# sunny days. Discrete levels make the sum of any daily counter over any run of days exact and cheap: the count
+# of days at each level times the counter at that level (see _life_sum). Days are drawn 1024 at a time per
+# region, at C speed, and counted per block.
+LEVELS = 16
+LEVEL_W = tuple(0.15 + 0.85 * (k + 0.5) / LEVELS for k in range(LEVELS))
+_BLOCK_BITS = 10
+_BLOCK = 1 << _BLOCK_BITS
+_BLOCKS: dict[tuple[int, int], tuple[bytes, tuple[int, ...]]] = {}
+
+
+def _block(key: int, n: int) -> tuple[bytes, tuple[int, ...]]:
+    """Days n*1024 .. n*1024+1023 of a region: their levels, and how many days each level has."""
+    got = _BLOCKS.get((key, n))
+    if got is None:
+        draw = random.Random(mix(key, n)).random
+        seq = bytes(int(math.sqrt(draw()) * LEVELS) for _ in range(_BLOCK))
+        got = (seq, tuple(seq.count(k) for k in range(LEVELS)))
+        if len(_BLOCKS) > 4096:  # many seeds in one process (test sessions): start over rather than grow
+            _BLOCKS.clear()
+        _BLOCKS[(key, n)] = got
+    return got
+
+
 def weather(key: int, day: int) -> float:
-    # sqrt skews towards sunny days; never fully dark so every day has some yield.
-    return 0.15 + 0.85 * math.sqrt(unit_float(key, day))
+    """The day's weather factor in a region (key): deterministic, independent from day to day."""
+    return LEVEL_W[_block(key, day >> _BLOCK_BITS)[0][day & (_BLOCK - 1)]]
+
+
+def level_counts(key: int, first: int, last: int) -> list[int]:
+    """How many of the days first..last-1 have each weather level."""
+    counts = [0] * LEVELS
+    day = first
+    while day < last:
+        n = day >> _BLOCK_BITS
+        begin, end = n << _BLOCK_BITS, (n + 1) << _BLOCK_BITS
+        seq, totals = _block(key, n)
+        if day == begin and last >= end:
+            counts = [a + b for a, b in zip(counts, totals, strict=True)]
+        else:
+            part = seq[day - begin: min(last, end) - begin]
+            counts = [a + part.count(k) for k, a in enumerate(counts)]
+        day = end
+    return counts
 
 
 @dataclass(slots=True)
@@ -263,71 +304,40 @@ def breakpoints(hours: dict[str, float]) -> list[float]:
 
 # -- lifetime counters -------------------------------------------------------------------------------------
 #
-# A plant's lifetime counters start near zero at local midnight of its install date and add each whole local
+# A plant's lifetime counters start at zero at local midnight of its install date and add each whole local
 # day's closed-form counters, so they never decrease and each day's growth is exactly that day's integral.
-# Summing every day since the install date would make the first real-time query of a plant O(days installed)
-# (fleets of 50 000 plants, installed up to ten years ago); instead the value on the plant's anchor day is an
-# upper bound of that sum computed in O(bins): every daily counter is a convex function of the day's weather
-# factor, so on each weather bin its chord lies above it, and the sum of chords needs only the count and the
-# sum of the weather factors per bin, which are prefix sums shared by all plants of a region. Days before the
-# anchor day are then the anchor value minus the exact days in between, so at the install date the counters
-# are >= 0 and within a fraction of a percent of zero.
+# Summing day by day since the install date would make the first real-time query of a plant O(days installed)
+# (fleets of 50 000 plants, installed up to ten years ago); with discrete weather levels the sum is the number of
+# days at each level times the day's counters at that level, so anchoring a plant costs O(levels).
 
-W_LO, W_HI = 0.15, 1.0  # the range of weather()
-_BINS = 16
-_EDGES = tuple(W_LO + (W_HI - W_LO) * k / _BINS for k in range(_BINS + 1))
-_TABLES: dict[int, _WeatherTable] = {}
-_TABLES_LOCK = threading.Lock()
-_LIFE_LOCK = threading.Lock()
+_LIFE_LOCK = threading.RLock()
 _INSTALL = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
 
 
-class _WeatherTable:
-    """Prefix counts and sums of one weather key's daily factors per bin, for local days lo..hi-1."""
-
-    def __init__(self, key: int, lo: int, hi: int) -> None:
-        self.lo, self.hi = lo, hi
-        ws = [weather(key, day) for day in range(lo, hi)]
-        scale = _BINS / (W_HI - W_LO)
-        bins = [min(_BINS - 1, int((w - W_LO) * scale)) for w in ws]
-        self.count = [array("d", accumulate((1.0 if b == k else 0.0 for b in bins), initial=0.0))
-                      for k in range(_BINS)]
-        self.total = [array("d", accumulate((w if b == k else 0.0 for w, b in zip(ws, bins, strict=True)), initial=0.0))
-                      for k in range(_BINS)]
-
-
-def _table(key: int, lo: int, hi: int) -> _WeatherTable:
-    with _TABLES_LOCK:
-        tab = _TABLES.get(key)
-        if tab is None or lo < tab.lo or hi > tab.hi:
-            # Plants are installed up to ten years before they are first asked about: cover that at once,
-            # so a region's table is built once, not once per plant.
-            lo, hi = (lo, hi) if tab is None else (min(lo, tab.lo), max(hi, tab.hi))
-            tab = _TABLES[key] = _WeatherTable(key, min(lo, hi - 4000), hi + 400)
-        return tab
-
-
-def _bound(p: Plant, first: int, last: int) -> list[float]:
-    """An upper bound (tight to a fraction of a percent) of the sum of whole-day counters over days first..last-1."""
+def _life_sum(p: Plant, first: int, last: int) -> list[float]:
+    """The sum of the whole-day counters over local days first..last-1."""
     if last <= first:
         return [0.0] * 6
-    tab = _table(p.weather_key, first, last)
-    i, j = first - tab.lo, last - tab.lo
-    n = [tab.count[k][j] - tab.count[k][i] for k in range(_BINS)]
-    excess = [tab.total[k][j] - tab.total[k][i] - n[k] * _EDGES[k] for k in range(_BINS)]
-    lo, hi = day_model(p, first, 24.0, w=W_LO).counters(), day_model(p, first, 24.0, w=W_HI).counters()
+    counts = level_counts(p.weather_key, first, last)
+    lo, hi = day_model(p, first, 24.0, w=LEVEL_W[0]).counters(), day_model(p, first, 24.0, w=LEVEL_W[-1]).counters()
+    slope = [(b - a) / (LEVEL_W[-1] - LEVEL_W[0]) for a, b in zip(lo, hi, strict=True)]
     # Most daily counters are affine in the weather (PV, load, battery; feed-in and purchase unless the plant
-    # exports a surplus), and for those the chord over the whole range is exact.
-    days = sum(n)
-    above = sum(excess) + sum(k * (_EDGES[1] - _EDGES[0]) * n[k] for k in range(_BINS))  # sum of (w - W_LO)
-    acc = [days * a + (b - a) / (W_HI - W_LO) * above for a, b in zip(lo, hi, strict=True)]
-    if lenient_int(p.fields.get("connect_type"), 2) == 2 and hi[2] > 0.0:
-        f = [lo, *(day_model(p, first, 24.0, w=e).counters() for e in _EDGES[1:-1]), hi]
-        width = _EDGES[1] - _EDGES[0]
-        for c in (2, 3):  # feed-in and purchase: convex, so the chord on each bin lies above
-            acc[c] = sum(n[k] * f[k][c] + (f[k + 1][c] - f[k][c]) / width * excess[k] for k in range(_BINS))
-    # Rounding must not push the install-date value below zero.
-    return [v * (1.0 + 1e-9) + 0.01 for v in acc]
+    # exports a surplus): for those the two ends give every level. The others are summed level by level.
+    mid = day_model(p, first, 24.0, w=LEVEL_W[LEVELS // 2]).counters()
+    dw = LEVEL_W[LEVELS // 2] - LEVEL_W[0]
+    curved = [c for c in range(6) if abs(lo[c] + slope[c] * dw - mid[c]) > 1e-9 * (abs(mid[c]) + 1.0)]
+    days = sum(counts)
+    above = sum(n * (w - LEVEL_W[0]) for n, w in zip(counts, LEVEL_W, strict=True))
+    acc = [days * a + s * above for a, s in zip(lo, slope, strict=True)]
+    if curved:
+        for c in curved:
+            acc[c] = 0.0
+        for n, w in zip(counts, LEVEL_W, strict=True):
+            if n:
+                f = day_model(p, first, 24.0, w=w).counters()
+                for c in curved:
+                    acc[c] += n * f[c]
+    return acc
 
 
 def install_day(p: Plant) -> int | None:
@@ -351,7 +361,8 @@ def ensure_model(p: Plant) -> list[float]:
     if first is None:
         first = day - max(30, round(p.days_running))
     first = min(first, day)
-    base = _bound(p, first, day)
+    # Rounding (the sum here, day-by-day subtraction later) must not take the install-date values below zero.
+    base = [v * (1.0 + 1e-11) + 0.01 for v in _life_sum(p, first, day)]
     with _LIFE_LOCK:
         p.start_day, p.first_day = day, first
         p.life = (day, array("d", base))
@@ -361,6 +372,9 @@ def ensure_model(p: Plant) -> list[float]:
 
 def _extend(p: Plant, day: int) -> tuple[int, array[float]]:
     with _LIFE_LOCK:
+        if p.life[1] is None:  # set_plant reset the model since the caller looked
+            p.lifetime_base = None
+            ensure_model(p)
         lo, arr = p.life
         n = len(arr) // 6
         if day >= lo + n:
@@ -388,7 +402,7 @@ def lifetime(p: Plant, day: int) -> tuple[float, ...]:
     ensure_model(p)
     lo, arr = p.life
     i = day - lo
-    if i < 0 or 6 * i >= len(arr):
+    if arr is None or i < 0 or 6 * i >= len(arr):
         lo, arr = _extend(p, day)
         i = day - lo
     return tuple(arr[6 * i: 6 * i + 6])
