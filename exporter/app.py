@@ -11,13 +11,17 @@ from collections.abc import Callable
 
 from . import __version__
 from .collect.collection import Collection
+from .collect.details import DetailsCollection
 from .collect.engine import AccountEngine, Settings
+from .collect.faults import FaultsCollection
 from .collect.plant_list import PlantListCollection
 from .collect.realtime import RealtimeCollection
 from .collect.stats import Stats
 from .config import AccountConfig, Config
 from .data import AccountState
 from .fetch.auth import Auth, LoginAuth, OAuth2Auth
+from .fetch.details import DetailApi
+from .fetch.faults import FaultApi
 from .fetch.plants import PlantListApi
 from .fetch.realtime import RealtimeApi
 from .fetch.session import ApiSession
@@ -56,8 +60,12 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
     collections: list[Collection] = [
         PlantListCollection(PlantListApi(session, page_size=account.page_size, filters=filters), account, config,
                             stats),
+        # Open faults before real-time data: a few calls that name what the plant list only flags.
+        FaultsCollection(FaultApi(session, page_size=account.faults.page_size), account, config, stats),
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
+        DetailsCollection(DetailApi(session, install_power_unit=account.details.install_power_unit), account,
+                          config, stats),
     ]
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
                         max_age=config.max_age)

@@ -20,6 +20,7 @@ class Stats:
         self.refreshes: Counter[str] = Counter()
         self.unknown_units: Counter[str] = Counter()
         self.realtime_failed_plants = 0
+        self.faults_dropped = 0
         self.hour = 0
         self.hour_calls = 0
 
@@ -47,6 +48,10 @@ class Stats:
         with self.lock:
             self.realtime_failed_plants += plants
 
+    def record_faults_dropped(self, records: int) -> None:
+        with self.lock:
+            self.faults_dropped += records
+
     def calls_this_hour(self, now: float) -> int:
         with self.lock:
             return self.hour_calls if int(now // 3600) == self.hour else 0
@@ -56,4 +61,4 @@ class Stats:
         with self.lock:
             return StatsView(dict(self.api_requests), dict(self.auth), dict(self.refreshes),
                              dict(self.unknown_units), self.realtime_failed_plants,
-                             self.hour_calls if int(now // 3600) == self.hour else 0)
+                             self.hour_calls if int(now // 3600) == self.hour else 0, self.faults_dropped)
