@@ -95,7 +95,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("grid_import_energy_joules", "83105", _WH, "Lifetime purchased energy (point 83105).", counter=True),
     Quantity("battery_soc_ratio", "83252", 1.0, "Battery state of charge, 0-1 (point 83252)."),
     Quantity("battery_power_watts", "83326", 1.0, "Energy storage active power (point 83326)."),
-    Quantity("installed_power_watts", None, 1.0, "Installed (peak) power where the API gives it."),
+    Quantity("installed_power_watts", None, 1.0, "Installed (peak) power where the API gives it (login accounts: "
+             "the plant list; OAuth2 accounts: plant details, refreshed daily)."),
 )
 QUANTITY_KEYS = frozenset(q.key for q in QUANTITIES)
 
