@@ -420,3 +420,23 @@ def test_shares_of_disabled_collections_do_not_count() -> None:
         "realtime": {"min_budget_share": 0.8}, "faults": {"enabled": False}, "details": {"min_budget_share": 0.1}}]},
         env={})
     assert config.accounts[0].faults.enabled is False
+
+
+def test_a_new_plant_gets_its_details_at_the_next_refresh(clock: Clock) -> None:
+    gateway = FakeGateway()
+    engine = make(gateway, clock, plants=PLANTS[:10])
+    engine.refresh()
+    gateway.on(LIST, paged_list([plant_row(p) for p in PLANTS[:11]]))
+    clock.advance(300)
+    engine.refresh()
+    last = [body["ps_ids"] for name, body, _ in gateway.calls if name == DETAILS][-1]
+    assert last == str(PLANTS[10]) and str(PLANTS[10]) in engine.state().details.plants
+
+
+def test_a_refused_details_endpoint_takes_only_the_details_down(clock: Clock) -> None:
+    gateway = FakeGateway({DETAILS: lambda body: fail("E900", "Unauthorized access")})
+    engine = make(gateway, clock, records=[fault_row(1001, 1)])
+    engine.refresh()
+    state = engine.state()
+    assert state.up and state.backoff_until == 0 and state.details is None
+    assert collection(engine, "faults").up and not collection(engine, "details").up
