@@ -185,7 +185,8 @@ def scrapes(sim_url: str, tokens: dict[str, Any], env: dict[str, str], tmp: str,
                 f"{len(gz) / 1e6:.2f} MB gzip")
         series = {(n, g): base.Series() for n in servers for g in (False, True)}
         for r in range(rounds):
-            for name, (port, pid, _c) in servers.items():
+            order = list(servers.items()) if r % 2 == 0 else list(reversed(servers.items()))  # no drift bias
+            for name, (port, pid, _c) in order:
                 for gz in (False, True):
                     base.sequential(port, pid, gz, 0.8, 5, 400, series[(name, gz)])
             log(f"  round {r + 1}/{rounds}: plain p50 before {series[('before', False)].p(50) * 1e3:.2f} ms, after "
@@ -203,17 +204,39 @@ def scrapes(sim_url: str, tokens: dict[str, Any], env: dict[str, str], tmp: str,
 
 # -- the table ----------------------------------------------------------------------------------------------------
 
-def table(args: argparse.Namespace, calls: dict[str, Any], scraped: dict[str, Any], speed: float) -> str:
+def table(args: argparse.Namespace, calls: dict[str, Any] | None, scraped: dict[str, Any], speed: float) -> str:
+    ms = base.ms
+    rows = [("machine speed: CPU of a fixed Python loop (2M multiply-adds)", ms(speed))]
+    if calls is not None:
+        rows += call_rows(args, calls)
+    rows += [
+        ("bytes per scrape, plain / gzip: before", "{} / {}".format(*map(base.size, scraped["before/bytes"]))),
+        ("… after", "{} / {}".format(*map(base.size, scraped["after/bytes"]))),
+    ]
+    for mode in ("plain", "gzip"):
+        b, a = scraped[f"before/{mode}"], scraped[f"after/{mode}"]
+        rows.append((f"scrape p50 / p99, {mode}, sequential: before", f"{ms(b['p50'])} / {ms(b['p99'])} (n={b['n']})"))
+        rows.append(("… after", f"{ms(a['p50'])} / {ms(a['p99'])} (n={a['n']})"))
+        rows.append(("… after ÷ before (p50)", f"{a['p50'] / b['p50']:.3f}x"))
+        i = 0 if mode == "plain" else 1
+        grow = scraped["after/bytes"][i] / scraped["before/bytes"][i]
+        rows.append(("… bytes after ÷ before; p50 per byte after ÷ before",
+                     f"{grow:.3f}x; {a['p50'] / b['p50'] / grow:.3f}x"))
+    lines = [f"| figure | {args.plants:,} plants in the simulator, {args.open_faults} open faults |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def call_rows(args: argparse.Namespace, calls: dict[str, Any]) -> list[tuple[str, str]]:
     ms = base.ms
     faults_share, faults_interval = calls["shares"]["faults"]
     details_share, details_interval = calls["shares"]["details"]
     per_hour = calls["details_per_hour"][1:] or calls["details_per_hour"]
-    rows = [
-        ("machine speed: CPU of a fixed Python loop (2M multiply-adds)", ms(speed)),
-        ("plants listed / open records (simulator) / exported series",
+    return [
+        ("plants listed / open records of listed plants / exported series",
          f"{calls['plants']:,} / {calls['open_faults']} / {calls['fault_series']}"),
-        ("calls per faults pass (page 100): expected ⌈open / 100⌉", f"{calls['fault_pass_calls']} (expected "
-         f"{math.ceil(calls['open_faults'] / 100)}), {calls['fault_passes']} passes in {args.hours} h"),
+        ("calls per faults pass (page 100): expected ⌈open records / 100⌉", f"{calls['fault_pass_calls']} (expected "
+         f"{math.ceil(args.open_faults / 100)}), {calls['fault_passes']} passes in {args.hours} h"),
         ("faults: share of the budget / effective interval", f"{faults_share:.1f} calls/h / {faults_interval:.0f} s"),
         ("details calls in the simulated day: expected ⌈plants / 20⌉",
          f"{calls['details_total']} (expected {math.ceil(calls['plants'] / 20)})"),
@@ -227,28 +250,14 @@ def table(args: argparse.Namespace, calls: dict[str, Any], scraped: dict[str, An
          f"{min(calls['calls_per_hour'])} / {max(calls['calls_per_hour'])}"),
         ("render the cached section (text, refresh thread): before / after", f"{ms(calls['render']['before'])} / "
          f"{ms(calls['render']['after'])}"),
-        ("bytes per scrape, plain / gzip: before", "{} / {}".format(*map(base.size, scraped["before/bytes"]))),
-        ("… after", "{} / {}".format(*map(base.size, scraped["after/bytes"]))),
     ]
-    for mode in ("plain", "gzip"):
-        b, a = scraped[f"before/{mode}"], scraped[f"after/{mode}"]
-        rows.append((f"scrape p50 / p99, {mode}, sequential: before", f"{ms(b['p50'])} / {ms(b['p99'])} (n={b['n']})"))
-        rows.append(("… after", f"{ms(a['p50'])} / {ms(a['p99'])} (n={a['n']})"))
-        rows.append(("… after ÷ before (p50)", f"{a['p50'] / b['p50']:.3f}x"))
-        i = 0 if mode == "plain" else 1
-        grow = scraped["after/bytes"][i] / scraped["before/bytes"][i]
-        rows.append(("… bytes after ÷ before; p50 per byte after ÷ before",
-                     f"{grow:.3f}x; {a['p50'] / b['p50'] / grow:.3f}x"))
-    lines = [f"| figure | {calls['plants']:,} plants, {args.open_faults} open faults |", "|---|---:|"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plants", type=int, default=10_000)
     parser.add_argument("--open-faults", type=int, default=300)
-    parser.add_argument("--hours", type=int, default=24, help="simulated hours of part 1")
+    parser.add_argument("--hours", type=int, default=24, help="simulated hours of part 1 (0: scrapes only)")
     parser.add_argument("--rounds", type=int, default=5, help="scrape rounds of part 2")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args(argv)
@@ -262,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         sim, sim_url, tokens = start_simulator(tmp, args.plants, args.open_faults, env)
         try:
             log(f"simulator with {args.plants} plants and {args.open_faults} open faults at {sim_url}")
-            log(f"1. calls over {args.hours} simulated hours")
-            calls = simulate(sim_url, tokens, args.hours, log)
+            calls = None
+            if args.hours > 0:
+                log(f"1. calls over {args.hours} simulated hours")
+                calls = simulate(sim_url, tokens, args.hours, log)
             log("2. scrapes before / after")
             scraped = scrapes(sim_url, tokens, env, tmp, args.rounds, log)
         finally:

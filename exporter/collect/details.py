@@ -38,6 +38,7 @@ class DetailsCollection(SpreadCollection):
         self.min_share = account.details.min_budget_share
         self.log = logging.LoggerAdapter(log, {"account": account.name})
         self.known: dict[str, PlantDetail] = {}
+        self.generation = 0  # of the details last published
         self.reported: tuple[int, int] = (0, 0)  # unauthorised, missing: logged when they change
         self.unit_warned = False
 
@@ -58,9 +59,12 @@ class DetailsCollection(SpreadCollection):
         # otherwise be shown as current for as long as the plant stays listed.
         merged = {ps: d for ps, d in self.known.items() if ps in listed and ps not in gone}
         merged.update(result.plants)
-        self.known = merged
+        # Details that did not change (most turns: tariffs and capacity rarely do) keep their generation, so the
+        # exposition does not render the whole cached section again for each few plants fetched.
+        generation = self.generation if merged == self.known and self.generation else cycle.next_generation()
+        self.known, self.generation = merged, generation
         self._report(result)
-        return {"details": PlantDetails(MappingProxyType(dict(merged)), cycle.now, cycle.next_generation())}
+        return {"details": PlantDetails(MappingProxyType(dict(merged)), cycle.now, generation)}
 
     def _report(self, result: DetailResult) -> None:
         counts = (len(result.unauthorized), len(result.missing))

@@ -55,6 +55,7 @@ class FaultsCollection(PassCollection):
         self.dropping = False
         self.outside = 0
         self.undated = 0
+        self.last: OpenFaults | None = None
 
     def enabled(self) -> bool:
         return self.account.faults.enabled
@@ -104,8 +105,16 @@ class FaultsCollection(PassCollection):
             self.log.info("%d open fault records, within faults.max_series (%d) again", len(faults), limit)
         self.dropping = bool(dropped)
         kept.sort(key=lambda f: (f.ps_id, f.since, f.fault_code))
-        frozen = MappingProxyType({ps: MappingProxyType(dict(c)) for ps, c in counts.items()})
-        return {"faults": OpenFaults(tuple(kept), frozen, cycle.now, cycle.next_generation())}
+        faults_now = tuple(kept)
+        counts_now = {ps: dict(c) for ps, c in counts.items()}
+        last = self.last
+        # Unchanged open faults keep their generation, so the exposition does not render the whole cached
+        # section again (a second at 10,000 plants) every pass for nothing; taken_at is new all the same.
+        same = last is not None and last.faults == faults_now and last.counts == counts_now
+        generation = last.generation if same and last is not None else cycle.next_generation()
+        frozen = MappingProxyType({ps: MappingProxyType(c) for ps, c in counts_now.items()})
+        self.last = OpenFaults(faults_now, frozen, cycle.now, generation)
+        return {"faults": self.last}
 
     def _read(self) -> FaultListing:
         listing = self.api.read()

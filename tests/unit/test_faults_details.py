@@ -440,3 +440,25 @@ def test_a_refused_details_endpoint_takes_only_the_details_down(clock: Clock) ->
     state = engine.state()
     assert state.up and state.backoff_until == 0 and state.details is None
     assert collection(engine, "faults").up and not collection(engine, "details").up
+
+
+def test_unchanged_data_keeps_its_generation_so_nothing_is_rendered_again(clock: Clock) -> None:
+    rows = [fault_row(1001, 1), fault_row(1002, 2)]
+    gateway = FakeGateway()
+    engine = make(gateway, clock, records=rows, details={"interval": "10m"})
+    engine.refresh()
+    first = engine.state()
+    clock.advance(600)
+    engine.refresh()
+    second = engine.state()
+    assert gateway.count(FAULTS) == 2 and gateway.count(DETAILS) >= 4  # both read again
+    assert second.faults.taken_at > first.faults.taken_at  # fresh ...
+    assert second.faults.generation == first.faults.generation  # ... but the same data: no re-render
+    assert second.details.generation == first.details.generation
+    gateway.on(FAULTS, fault_list(rows[:1]))  # a fault closes
+    gateway.on(DETAILS, detail_answers({1001: detail_row(1001, install_power=5000)}))
+    clock.advance(600)
+    engine.refresh()
+    third = engine.state()
+    assert third.faults.generation != second.faults.generation and len(third.faults.faults) == 1
+    assert third.details.generation != second.details.generation
