@@ -311,10 +311,10 @@ def _tariff_lines(accounts: Sequence[tuple[str, PlantList, PlantDetails]], name:
         for plant in plant_list.plants:
             detail = details.plants.get(plant.ps_id)
             value = getattr(detail, attribute) if detail is not None else None
-            if value is None:
+            if detail is None or value is None:
                 continue
             a, ps_id, ps_name, ps_type = (_label(v) for v in plant_label_values(account, plant))
-            yield (f'{name}{{account="{a}",currency="{_label(detail.currency)}",ps_id="{ps_id}",'  # type: ignore[union-attr]
+            yield (f'{name}{{account="{a}",currency="{_label(detail.currency)}",ps_id="{ps_id}",'
                    f'ps_name="{ps_name}",ps_type="{ps_type}"}} {floatToGoString(value)}\n')
 
 
