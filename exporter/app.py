@@ -17,7 +17,9 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 
 from . import __version__
 from .collect.collection import Collection
+from .collect.details import DetailsCollection
 from .collect.engine import AccountEngine, Settings
+from .collect.faults import FaultsCollection
 from .collect.plant_list import PlantListCollection
 from .collect.quota import QuotaCollection
 from .collect.realtime import RealtimeCollection
@@ -25,6 +27,8 @@ from .collect.stats import Stats
 from .config import AccountConfig, Config, ConfigError
 from .data import AccountState
 from .fetch.auth import Auth, LoginAuth, OAuth2Auth, TokenFile, TokenFileError, WriteRecorder
+from .fetch.details import DetailApi
+from .fetch.faults import FaultApi
 from .fetch.pacing import Pace, Pacers
 from .fetch.plants import PlantListApi
 from .fetch.quota import CallInfoApi
@@ -56,8 +60,12 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
                               pacers=pacers, record_pace=stats.record_pace, record_write=stats.record_token_write)
     collections: list[Collection] = [
         PlantListCollection(plant_list_api(session, account), account, config, stats),
+        # Open faults before real-time data: a few calls that name what the plant list only flags.
+        FaultsCollection(FaultApi(session, page_size=account.faults.page_size), account, config, stats),
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
+        DetailsCollection(DetailApi(session, install_power_unit=account.details.install_power_unit), account,
+                          config, stats),
         QuotaCollection(CallInfoApi(session), account),
     ]
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,

@@ -91,6 +91,23 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class FaultsConfig:
+    enabled: bool = True
+    interval: float | None = None  # None: refresh_interval
+    page_size: int = 100
+    max_series: int = 5000
+    min_budget_share: float = 0.05
+
+
+@dataclass(frozen=True)
+class DetailsConfig:
+    enabled: bool = True
+    interval: float = 86400.0
+    min_budget_share: float = 0.05
+    install_power_unit: str = "W"
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     mode: str
     appkey: str
@@ -128,6 +145,9 @@ class AccountConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     api_budget_auto: bool = False  # `api_budget_per_hour: auto`: follow the quota getOpenApiCallInfo reports
     api_quota: ApiQuotaConfig = field(default_factory=ApiQuotaConfig)
+
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+    details: DetailsConfig = field(default_factory=DetailsConfig)
 
 
 # The largest realistic answer is a legacy plant-list page at the largest page_size (1000 rows, ~1.7 MB; 170 kB at
@@ -433,6 +453,61 @@ def _api_budget(section: _Section, mode: str, quota: ApiQuotaConfig) -> tuple[in
     return DEFAULT_BUDGET, True
 
 
+# -- open faults and plant details --------------------------------------------------------------------------
+
+MAX_SHARES = 0.9  # the plant list always keeps a tenth of the budget
+QUOTA_MIN_SHARE = 0.05  # the quota collection's floor (login apps with api_quota.enabled): one call a pass
+
+
+def _faults(data: Any, path: str) -> FaultsConfig:
+    if data is None:
+        return FaultsConfig()
+    section = _Section(data, path)
+    interval_raw = section.get("interval")
+    config = FaultsConfig(
+        enabled=section.boolean("enabled", True),
+        interval=parse_duration(interval_raw, section.key("interval")) if interval_raw is not None else None,
+        page_size=section.integer("page_size", 100, minimum=1, maximum=1000),
+        max_series=section.integer("max_series", 5000, minimum=0),
+        min_budget_share=budget_share(section, "min_budget_share", 0.05),
+    )
+    section.finish()
+    return config
+
+
+def _details(data: Any, path: str) -> DetailsConfig:
+    if data is None:
+        return DetailsConfig()
+    section = _Section(data, path)
+    unit = section.string("install_power_unit", "W")
+    if unit not in ("W", "kW"):
+        raise ConfigError(f"{section.key('install_power_unit')}: must be W or kW, got {unit!r}")
+    config = DetailsConfig(
+        enabled=section.boolean("enabled", True),
+        interval=parse_duration(section.get("interval", 86400), section.key("interval")),
+        min_budget_share=budget_share(section, "min_budget_share", 0.05),
+        install_power_unit=unit or "W",
+    )
+    section.finish()
+    return config
+
+
+def _check_shares(account: AccountConfig, path: str) -> None:
+    """The shares guaranteed to the collections after the plant list must leave the list a part of the budget."""
+    oauth = account.auth.mode == "oauth2"
+    shares = {"realtime": account.realtime.min_budget_share if account.realtime.enabled and oauth else 0.0,
+              "faults": account.faults.min_budget_share if account.faults.enabled else 0.0,
+              "details": account.details.min_budget_share if account.details.enabled and oauth else 0.0}
+    quota = QUOTA_MIN_SHARE if not oauth and account.api_quota.enabled else 0.0
+    total = sum(shares.values()) + quota
+    if total > MAX_SHARES + 1e-9:
+        parts = " + ".join(f"{name}.min_budget_share {share:g}" for name, share in shares.items() if share)
+        if quota:
+            parts += f" + {quota:g} for the quota calls"
+        raise ConfigError(f"{path}: {parts} = {total:g}, more than {MAX_SHARES:g} of api_budget_per_hour "
+                          "(the plant list keeps the rest): lower one of them")
+
+
 _TZ_RE = re.compile(r"^(plant|UTC|[+-]\d{2}:\d{2})$")
 
 
@@ -483,8 +558,11 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         rate_limit=_rate_limit(section.get("rate_limit"), section.key("rate_limit")),
         api_budget_auto=budget_auto,
         api_quota=quota,
+        faults=_faults(section.get("faults"), section.key("faults")),
+        details=_details(section.get("details"), section.key("details")),
     )
     section.finish()
+    _check_shares(account, path)
     return account
 
 

@@ -95,7 +95,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("grid_import_energy_joules", "83105", _WH, "Lifetime purchased energy (point 83105).", counter=True),
     Quantity("battery_soc_ratio", "83252", 1.0, "Battery state of charge, 0-1 (point 83252)."),
     Quantity("battery_power_watts", "83326", 1.0, "Energy storage active power (point 83326)."),
-    Quantity("installed_power_watts", None, 1.0, "Installed (peak) power where the API gives it."),
+    Quantity("installed_power_watts", None, 1.0, "Installed (peak) power where the API gives it (login accounts: "
+             "the plant list; OAuth2 accounts: plant details, refreshed daily)."),
 )
 QUANTITY_KEYS = frozenset(q.key for q in QUANTITIES)
 
@@ -185,6 +186,63 @@ class ApiQuota:
         return int(min(limits)) if limits else None
 
 
+# -- open faults and plant details ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One open fault, alarm, notice or suggestion record of getFaultAlarmInfo, on one device of a plant."""
+
+    ps_id: str
+    ps_key: str  # the device: `<ps_id>_<device_type>_<channel>_<code>`
+    device_name: str
+    device_type_code: int | None
+    fault_code: str  # the API's identifier of the record
+    fault_name: str  # in the account's `lang`
+    fault_type_code: int | None  # FAULT_TYPE_SLUGS
+    fault_level: str  # the API's level code as given ("1" major ...); "" when none
+    since: float  # create_time as Unix seconds
+
+    @property
+    def device_type(self) -> str:
+        return slug(DEVICE_TYPE_SLUGS, self.device_type_code)
+
+    @property
+    def fault_type(self) -> str:
+        return slug(FAULT_TYPE_SLUGS, self.fault_type_code)
+
+
+@dataclass(frozen=True)
+class OpenFaults:
+    """The open-faults collection's result. `faults` are the records exported one series each (at most the
+    configured number, the most important first); `counts` counts every open record read, exported or not."""
+
+    faults: tuple[Fault, ...]
+    counts: Mapping[str, Mapping[str, int]]  # ps_id → fault type slug → open records
+    taken_at: float
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlantDetail:
+    """What getPowerStationDetail says of one plant, as far as it is exported. None is "not given"."""
+
+    installed_power_watts: float | None
+    feed_in_tariff: float | None  # per kWh, in `currency`, as the owner set it
+    consumption_tariff: float | None
+    currency: str
+    loggers: tuple[tuple[str, int], ...] = ()  # (serial, is_enable: 1 normal, 0 disabled)
+
+
+@dataclass(frozen=True)
+class PlantDetails:
+    """The plant-details collection's result: each plant's latest detail, fetched a few plants at a time."""
+
+    plants: Mapping[str, PlantDetail]  # ps_id → detail
+    taken_at: float  # the latest fetch; older plants' details are as old as their turn
+    generation: int
+
+
 # -- health of an account, as a scrape sees it --------------------------------------------------------------
 
 
@@ -206,6 +264,7 @@ class StatsView:
     pacing_wait: float = 0.0  # seconds calls waited for the gateway's pace
     token_file_write_failures: int = 0  # OAuth2 token file writes that failed (a rotated token at risk)
     token_file_error: str | None = None  # why the last write failed, until one succeeds; names the path only
+    faults_dropped: int = 0  # open fault records left out beyond faults.max_series, summed over passes
 
 
 @dataclass(frozen=True)
@@ -251,9 +310,11 @@ class AccountState:
     # When the next refresh cycle may start (Unix time): the earliest due collection, or the back-off's end.
     next_attempt: float | None = None
     quota: ApiQuota | None = None
+    faults: OpenFaults | None = None
+    details: PlantDetails | None = None
 
 
 # The fields of AccountState holding published data: a collection publishes its objects under these names
 # (None in a state when missing or older than the collection's max_age). A new kind of data adds its field above
 # (default None) and its name here.
-DATA_SLOTS = frozenset({"plants", "production", "quota"})
+DATA_SLOTS = frozenset({"plants", "production", "quota", "faults", "details"})

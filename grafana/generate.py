@@ -338,6 +338,116 @@ def geomap(title: str, description: str, selector: str, w: int, h: int, zoom: in
         ])
 
 
+# ----------------------------------------------------------------------------- open faults and plant details
+
+# fault_type words of isolarcloud_fault_active / isolarcloud_plant_open_faults (unknown_<n> keeps the default).
+FAULT_TYPE_COLORS = {"fault": "red", "alarm": "orange", "notice": "blue", "suggestion": "text"}
+FAULT_TYPE_MAPPING = value_mapping({word: (word, color) for word, color in FAULT_TYPE_COLORS.items()})
+FAULT_COLUMNS = {"ps_name": "Plant", "ps_id": "Plant id", "account": "Account", "device_name": "Device",
+                 "device_type": "Device type", "fault_name": "Fault", "fault_type": "Type", "fault_level": "Level",
+                 "fault_code": "Code", "Value": "Since"}
+
+
+def open_faults_table(title: str, description: str, selector: str, w: int, h: int,
+                      links: list | None = None) -> dict[str, Any]:
+    """One row per open record of isolarcloud_fault_active (its value: when the record opened)."""
+    order = ["ps_name", "device_name", "fault_name", "fault_type", "fault_level", "Value", "device_type",
+             "fault_code", "ps_id", "account"]
+    return table(title, description,
+                 [target(f"isolarcloud_fault_active{{{selector}}} * 1000", instant=True, table=True)],
+                 rename=FAULT_COLUMNS, order=order,
+                 overrides=[column("Since", ("unit", "dateTimeAsIso")),
+                            column("Type", ("mappings", FAULT_TYPE_MAPPING), *colored_cells()),
+                            column("ps_key", ("custom.hidden", True))],
+                 sort_by="Since", desc=True, w=w, h=h, links=links)
+
+
+# Feed-in revenue today: energy fed in today (kWh) × the plant's feed-in tariff, per currency. Plants without a
+# tariff (or without a feed-in point) are left out, never counted as 0.
+def revenue_today(selector: str) -> str:
+    return (f"isolarcloud_plant_grid_export_energy_today_joules{{{selector}}} / 3.6e6\n"
+            f"  * on (job, instance, account, ps_id) group_left (currency)\n"
+            f"  isolarcloud_plant_feed_in_tariff{{{selector}}}")
+
+
+def fleet_fault_panels() -> list[dict[str, Any]]:
+    """Open faults by device (getFaultAlarmInfo) and tariffs (getPowerStationDetail) on the fleet dashboard."""
+    return [
+        row("Open faults and alarms"),
+        stat("Open faults", "Open fault records (fault_type fault) of the selected accounts' plants.",
+             f'count(isolarcloud_fault_active{{{ACC}, fault_type="fault"}}) or vector(0)',
+             thr=thresholds((None, "green"), (1, "red")), color_mode="background"),
+        stat("Open alarms", "Open alarm records (fault_type alarm).",
+             f'count(isolarcloud_fault_active{{{ACC}, fault_type="alarm"}}) or vector(0)',
+             thr=thresholds((None, "green"), (1, "orange")), color_mode="background"),
+        stat("Fault lists readable", "Per account: could the exporter read the open faults (1 OK)? An app "
+             "refused the fault endpoint (E900) shows Failing; device alerts are silent then.",
+             f'isolarcloud_collection_up{{{ACC}, collection="faults"}}', legend="{{account}}", mappings=UP_STATUS,
+             thr=thresholds((None, "red"), (1, "green")), color_mode="background", w=8),
+        bargauge("Open records by type", "Open records per fault_type, from isolarcloud_plant_open_faults "
+                 "(every record, also those beyond faults.max_series).",
+                 [target(f"sum by (fault_type) (isolarcloud_plant_open_faults{{{ACC}}})", "{{fault_type}}",
+                         instant=True)],
+                 overrides=color_by_name(FAULT_TYPE_COLORS), w=8, h=4),
+        open_faults_table("Open faults", "Every open fault, alarm, notice and suggestion: plant, device, fault, "
+                          "type, level and since when (newest first). Click a row for the plant dashboard.",
+                          ACC, w=24, h=10, links=PLANT_LINK),
+        timeseries("Open records over time", "Open records per fault_type.",
+                   [target(f"sum by (fault_type) (isolarcloud_plant_open_faults{{{ACC}}})", "{{fault_type}}")],
+                   stack=True, w=24, h=6, overrides=color_by_name(FAULT_TYPE_COLORS)),
+
+        row("Tariffs and revenue"),
+        stat("Feed-in revenue today", "Energy fed into the grid today (point 83072) × each plant's feed-in "
+             "tariff, per currency; plants without a tariff are left out.",
+             f"sum by (currency) ({revenue_today(ACC)})", legend="{{currency}}", decimals=2, thr=BLUE, w=8),
+        timeseries("Feed-in revenue today per account", "The running feed-in revenue of the day per account and "
+                   "currency; resets at each plant's local midnight.",
+                   [target(f"sum by (account, currency) ({revenue_today(ACC)})", "{{account}} {{currency}}")],
+                   w=16, h=8),
+        table("Tariffs per plant", "Feed-in and consumption tariff per kWh as each plant's owner set them "
+              "(plant details, refreshed daily). Click a row for the plant dashboard.",
+              [target(f"max without () (isolarcloud_plant_feed_in_tariff{{{ACC}}})", ref="A", instant=True,
+                      table=True),
+               target(f"max without () (isolarcloud_plant_consumption_tariff{{{ACC}}})", ref="B", instant=True,
+                      table=True)],
+              rename={"Value #A": "Feed-in per kWh", "Value #B": "Consumption per kWh", "ps_name": "Plant",
+                      "ps_id": "Plant id", "ps_type": "Type", "account": "Account", "currency": "Currency"},
+              order=["ps_name", "ps_id", "account", "currency", "Value #A", "Value #B", "ps_type"],
+              sort_by="Feed-in per kWh", desc=True, w=24, h=8, links=PLANT_LINK),
+    ]
+
+
+def plant_fault_panels() -> list[dict[str, Any]]:
+    """This plant's open faults, tariffs, revenue and data loggers on the plant dashboard."""
+    return [
+        row("Open faults, tariffs and loggers"),
+        stat("Open faults", "Open fault records of the plant's devices.",
+             f'count(isolarcloud_fault_active{{{PLANT}, fault_type="fault"}}) or vector(0)',
+             thr=thresholds((None, "green"), (1, "red")), color_mode="background"),
+        stat("Open alarms", "Open alarm records of the plant's devices.",
+             f'count(isolarcloud_fault_active{{{PLANT}, fault_type="alarm"}}) or vector(0)',
+             thr=thresholds((None, "green"), (1, "orange")), color_mode="background"),
+        open_faults_table("Open faults of this plant", "Every open fault, alarm, notice and suggestion of the "
+                          "plant's devices, newest first.", PLANT, w=16, h=8),
+        stat("Feed-in tariff", "Per kWh, as the owner set it in iSolarCloud (plant details).",
+             f"isolarcloud_plant_feed_in_tariff{{{PLANT}}}", legend="{{currency}}/kWh", decimals=3, thr=BLUE),
+        stat("Consumption tariff", "Per kWh, as the owner set it in iSolarCloud (plant details).",
+             f"isolarcloud_plant_consumption_tariff{{{PLANT}}}", legend="{{currency}}/kWh", decimals=3, thr=BLUE),
+        stat("Feed-in revenue today", "Energy fed into the grid today (point 83072) × the feed-in tariff.",
+             revenue_today(PLANT), legend="{{currency}}", decimals=2, thr=BLUE),
+        table("Data loggers", "The plant's communication devices by serial (plant details): 1 normal, "
+              "0 disabled.",
+              [target(f"isolarcloud_plant_logger_info{{{PLANT}}}", instant=True, table=True)],
+              rename={"sn": "Serial", "Value": "Enabled", "ps_name": "Plant", "ps_id": "Plant id",
+                      "account": "Account", "ps_type": "Type"},
+              order=["sn", "Value", "ps_name", "ps_id", "account", "ps_type"],
+              overrides=[column("Enabled", ("mappings", value_mapping({"1": ("Normal", "green"),
+                                                                       "0": ("Disabled", "orange")})),
+                                *colored_cells())],
+              w=12, h=8),
+    ]
+
+
 # ----------------------------------------------------------------------------- fleet dashboard
 
 # Time in the current non-normal state: seconds since the plant was last seen normal within the dashboard
@@ -434,6 +544,7 @@ def fleet() -> dict[str, Any]:
               sort_by="Not normal for", desc=True, w=12, h=10, links=PLANT_LINK),
         geomap("Plant map", "Plants at their iSolarCloud coordinates (plants without coordinates are left "
                "out), coloured by fault status.", ACC, 12, 10, zoom=10),
+        *fleet_fault_panels(),
 
         row("Production"),
         timeseries("Power per account", "Sum of the plants' current power per account.",
@@ -617,6 +728,7 @@ def plant() -> dict[str, Any]:
                      "time_zone"],
               overrides=[column("Value", ("custom.hidden", True))], w=16, h=8),
         plant_map(),
+        *plant_fault_panels(),
 
         row("Production"),
         stat("Power now", "Plant power (point 83033).", f"isolarcloud_plant_power_watts{{{PLANT}}}",

@@ -8,9 +8,11 @@ source scripts/setup.sh test
 
 # Tools from Debian packages: promtool and prometheus (package prometheus) prove the rules and dashboards
 # against the real thing; systemd-analyze (package systemd) verifies the unit file; chromium renders the
-# status page and walks the OAuth2 consent flow in a real browser.
+# status page and walks the OAuth2 consent flow in a real browser; prometheus-alertmanager (package
+# prometheus-alertmanager) delivers the device-fault notification and applies the shipped inhibit rules.
 missing=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from exporter.data import AccountState
 from exporter.fetch.parse import parse_timestamp
 from exporter.serve import exposition as exposition_module
-from exporter.serve.exposition import Exposition, account_data, plant_families
+from exporter.serve.exposition import SECTIONS, Exposition, account_data, plant_families
 from exporter.serve.metrics import StatusCollector
 from exporter.simulator import Simulator
 from tests.conftest import Clock, Running, oauth_account
@@ -59,7 +59,10 @@ def _start(run_exporter: Callable[..., Running], sim: Simulator, **account: Any)
 
 
 def _plants_section(states: list[AccountState], openmetrics: bool) -> bytes:
-    return "".join(plant_families(account_data(states), openmetrics)).encode()
+    """The cached section (plant families, then the other SECTIONS), built with the plant renderer imported
+    here: _CountingRenders counts the module's, i.e. the exposition's own renders only."""
+    rest = "".join(chunk for section in SECTIONS[1:] for chunk in section(states, openmetrics))
+    return ("".join(plant_families(account_data(states), openmetrics)) + rest).encode()
 
 
 def _body(exposition: Exposition, states: list[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:

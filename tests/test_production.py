@@ -143,7 +143,9 @@ def test_budget_stretches_the_interval_for_a_large_fleet(make_sim, run_exporter)
     1000 calls an hour. The real-time collection keeps its floor (half the budget, the default
     min_budget_share); the plant list gets the rest; both stretch, and together they fit the budget."""
     s = make_sim(plants=10_000, seed=27)
-    r = run_exporter({"refresh_interval": 300, "accounts": [oauth_account(s, None)]}, start=False)
+    # The plant list and real-time data alone; with open faults and plant details: tests/test_open_faults.py.
+    r = run_exporter({"refresh_interval": 300, "accounts": [oauth_account(
+        s, None, faults={"enabled": False}, details={"enabled": False})]}, start=False)
     r.refresh_now()
     found = r.metrics()
     n = len(listed_ids(s))
@@ -166,7 +168,8 @@ def test_budget_stretches_the_interval_for_a_large_fleet(make_sim, run_exporter)
 def test_budget_defers_a_refresh_that_would_exceed_the_hour(make_sim, run_exporter) -> None:
     s = make_sim(plants=30, seed=28)
     clock = Clock(3600 * 400_000 + 60)
-    account = oauth_account(s, None, page_size=10, api_budget_per_hour=10, realtime={"enabled": False})
+    account = oauth_account(s, None, page_size=10, api_budget_per_hour=10, realtime={"enabled": False},
+                            faults={"enabled": False}, details={"enabled": False})
     r = run_exporter({"refresh_interval": 1, "accounts": [account]}, clock=clock)
     r.wait_refreshed(1)
     found = r.metrics()

@@ -21,9 +21,9 @@ def test_the_quota_is_exported_and_auto_follows_it(make_sim: Callable[..., Simul
     found = running.metrics()
     assert value(found, "isolarcloud_api_quota_calls", account="login", period="hour") == 150
     assert value(found, "isolarcloud_api_quota_calls", account="login", period="day") == 3600
-    # Login, three list pages, then the quota call itself: the gateway counts it too.
-    assert value(found, "isolarcloud_api_quota_used_calls", account="login", period="hour") == 5
-    assert value(found, "isolarcloud_api_quota_used_calls", account="login", period="day") == 5
+    # Login, three list pages, the open-fault list, then the quota call itself: the gateway counts it too.
+    assert value(found, "isolarcloud_api_quota_used_calls", account="login", period="hour") == 6
+    assert value(found, "isolarcloud_api_quota_used_calls", account="login", period="day") == 6
     assert value(found, "isolarcloud_api_budget_calls_per_hour", account="login") == 120  # 150 less 20 %
     assert value(found, "isolarcloud_api_requests_total", account="login", endpoint="getOpenApiCallInfo",
                  result="1") == 1

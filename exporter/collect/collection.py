@@ -40,6 +40,9 @@ Published = Mapping[str, object]  # slot name → data object
 class Collection(ABC):
     name: ClassVar[str]
     slots: ClassVar[tuple[str, ...]]  # the data slots it publishes
+    # Endpoints only this collection calls: a refusal of one of them (E900, DeniedError) fails this collection
+    # alone instead of the account (the plant list's refusal always concerns the account).
+    endpoints: ClassVar[tuple[str, ...]] = ()
     min_share: float = 0.0
 
     @abstractmethod

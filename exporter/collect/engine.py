@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from ..data import DATA_SLOTS, AccountState, ApiQuota, CollectionState, PlantList
 from ..fetch.auth import Auth, OAuth2Auth
-from ..fetch.envelope import ApiError, CredentialError, QuotaError, TokenError
+from ..fetch.envelope import ApiError, CredentialError, DeniedError, QuotaError, TokenError
 from ..fetch.session import ApiSession
 from .budget import Share, allocate
 from .collection import Collection, Cycle
@@ -61,6 +61,7 @@ class _Outcome:
 
     ran: list[str] = field(default_factory=list)
     errors: list[ApiError] = field(default_factory=list)
+    account_error: ApiError | None = None  # the first error that concerns the whole account
     published: bool = False
     deferred: bool = False  # the plant list waits for the next hour's budget
 
@@ -260,7 +261,9 @@ class AccountEngine:
                 error = self._run(collection, now, outcome)
                 if collection is self.primary and error is None:
                     self.shares = self._allocate(now)  # the others' demands follow the new plant list
-                if error is not None and (isinstance(error, ACCOUNT_ERRORS) or collection is self.primary):
+                if error is not None and self._account_wide(collection, error) and outcome.account_error is None:
+                    outcome.account_error = error
+                if error is not None and (outcome.account_error is error or collection is self.primary):
                     # The others would fail alike, or work on an outdated list: they wait for the plant list.
                     retry = self.runs[collection.name].next_due
                     with self.lock:
@@ -270,6 +273,13 @@ class AccountEngine:
             self.shares = self._allocate(now)
         finally:
             self._finish(now, time.monotonic() - started, outcome)
+
+    def _account_wide(self, collection: Collection, error: ApiError) -> bool:
+        """Whether an error concerns the whole account (back off, stop the cycle) or only this collection: an
+        endpoint the app may not call (E900) is that collection's failure unless it is the plant list's."""
+        if isinstance(error, DeniedError) and collection is not self.primary and error.endpoint in collection.endpoints:
+            return False
+        return isinstance(error, ACCOUNT_ERRORS)
 
     def _run(self, collection: Collection, now: float, outcome: _Outcome) -> ApiError | None:
         run = self.runs[collection.name]
@@ -351,15 +361,17 @@ class AccountEngine:
             run.last_error = str(exc)
             interval = self._share(collection).interval
             retry = min(interval, max(RETRY_FLOOR, min(interval, 60.0) * 2 ** (run.failures - 1)))
+            if isinstance(exc, DeniedError):  # a permission changes by a human's hand on the portal, not soon
+                retry = max(retry, CREDENTIAL_BACKOFF)
             run.next_due = now + retry
 
     def _finish(self, now: float, duration: float, outcome: _Outcome) -> None:
         error = outcome.errors[0] if outcome.errors else None
         primary_ran = self.primary.name in outcome.ran
         with self.lock:
-            if isinstance(error, ACCOUNT_ERRORS):
+            if outcome.account_error is not None:
                 self.account_failures += 1
-                backoff = self._backoff(error, now)
+                backoff = self._backoff(outcome.account_error, now)
                 self.backoff_until = now + backoff if backoff else 0.0
                 for run in self.runs.values():
                     run.next_due = max(run.next_due, self.backoff_until)
@@ -386,7 +398,7 @@ class AccountEngine:
         if outcome.ran:
             self.stats.record_refresh("error" if error is not None else "success")
         if error is not None:
-            level = logging.ERROR if isinstance(error, CredentialError) else logging.WARNING
+            level = logging.ERROR if isinstance(outcome.account_error, CredentialError) else logging.WARNING
             self.log.log(level, "refresh failed: %s (result %s); next attempt at %s", error, error.result,
                          _iso(due))
         elif outcome.ran:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from ..config import AccountConfig
+from ..config import QUOTA_MIN_SHARE, AccountConfig
 from ..fetch.quota import CallInfoApi
 from .budget import Share
 from .collection import Cycle, PassCollection, Published
@@ -19,7 +19,7 @@ class QuotaCollection(PassCollection):
     slots = ("quota",)
     # One call per pass: a small floor keeps it running however short the budget, so that `auto` never works
     # from an old answer while the plant list takes everything.
-    min_share = 0.05
+    min_share = QUOTA_MIN_SHARE
 
     def __init__(self, api: CallInfoApi, account: AccountConfig) -> None:
         self.api = api

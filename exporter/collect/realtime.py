@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class RealtimeCollection(PassCollection):
     name = "realtime"
     slots = ("production",)
+    endpoints = ("getPowerStationRealTimeData",)
 
     def __init__(self, api: RealtimeApi, account: AccountConfig, config: Config, stats: Stats) -> None:
         self.api = api

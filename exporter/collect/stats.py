@@ -20,6 +20,7 @@ class Stats:
         self.refreshes: Counter[str] = Counter()
         self.unknown_units: Counter[str] = Counter()
         self.realtime_failed_plants = 0
+        self.faults_dropped = 0
         self.hour = 0
         self.hour_calls = 0
         self.limits: dict[str, int] = {}
@@ -74,12 +75,17 @@ class Stats:
                 self.rate_limited += int(amount)
             elif event == "wait":
                 self.pacing_wait += amount
+
     def record_token_write(self, error: str | None) -> None:
         """After a token file write: None when it succeeded, else why it failed (until a write succeeds)."""
         with self.lock:
             if error is not None:
                 self.token_file_write_failures += 1
             self.token_file_error = error
+
+    def record_faults_dropped(self, records: int) -> None:
+        with self.lock:
+            self.faults_dropped += records
 
     def calls_this_hour(self, now: float) -> int:
         with self.lock:
@@ -95,4 +101,4 @@ class Stats:
                              counter_drops=dict(self.counter_drops), rate_limited=self.rate_limited,
                              pacing_wait=self.pacing_wait,
                              token_file_write_failures=self.token_file_write_failures,
-                             token_file_error=self.token_file_error)
+                             token_file_error=self.token_file_error, faults_dropped=self.faults_dropped)

@@ -18,7 +18,11 @@ QUOTA_CODES = {"E999", "E998", "E901", "E916", "E903"}
 # Codes that mean the token is gone: refresh or log in again.
 TOKEN_CODES = {"E00003", "30001"}
 # Codes that mean the credentials themselves are wrong: no retry will help.
-CREDENTIAL_CODES = {"E00000", "E00001", "E900", "E912", "E914", "E918", "E919", "001", "E911"}
+CREDENTIAL_CODES = {"E00000", "E00001", "E912", "E914", "E918", "E919", "001", "E911"}
+# "Unauthorized access" [doc: Appendix 2]: on the plant list (or a login) the app or account may not read
+# anything, but some apps are refused only some endpoints (fault lists, reportedly): a DeniedError, which the
+# engine treats as the account's credentials on the plant list and as that one collection's failure elsewhere.
+DENIED_CODES = {"E900"}
 
 
 class ApiError(Exception):
@@ -49,6 +53,11 @@ class QuotaError(ApiError):
 
 class CredentialError(ApiError):
     """Appkey, secret key, password or refresh token rejected: needs a human."""
+
+
+class DeniedError(CredentialError):
+    """E900 "Unauthorized access": the app may not call this endpoint. A CredentialError wherever nothing
+    narrower is known (the plant list, auth); a collection that declares the endpoint as its own is down alone."""
 
 
 class ResultError(ApiError):
@@ -104,6 +113,8 @@ def check_result(endpoint: str, doc: dict[str, Any]) -> None:
         raise TokenError(endpoint, label, f"token invalid or expired ({code} {message})")
     if code in QUOTA_CODES:
         raise QuotaError(endpoint, label, f"quota or rate limit ({code} {message})")
+    if code in DENIED_CODES:
+        raise DeniedError(endpoint, label, f"access to {endpoint} not authorised for this app ({code} {message})")
     if code in CREDENTIAL_CODES:
         raise CredentialError(endpoint, label, f"credentials rejected ({code} {message})")
     raise ResultError(endpoint, label, f"result_code {label} {message}", message)

@@ -14,7 +14,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 from prometheus_client import exposition as text_format
@@ -23,13 +23,19 @@ from prometheus_client.openmetrics import exposition as om_format
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..data import EMPTY, AccountState, PlantList, Production
+from ..data import EMPTY, AccountState, OpenFaults, PlantDetails, PlantList, Production
 from .metrics import (
+    CONSUMPTION_TARIFF,
+    FAULT_ACTIVE,
+    FEED_IN_TARIFF,
+    LOGGER_INFO,
     PLANT_FAMILIES,
+    PLANT_OPEN_FAULTS,
     POINT_VALUE,
     POINT_VALUE_HELP,
     REALTIME_TIMESTAMP,
     REALTIME_TIMESTAMP_HELP,
+    SimpleFamily,
     StatusCollector,
     plant_label_values,
 )
@@ -57,7 +63,29 @@ AccountData = tuple[str, PlantList, "Production | None"]
 
 
 def account_data(states: Sequence[AccountState]) -> list[AccountData]:
-    return [(s.name, s.plants, s.production) for s in states if s.plants is not None]
+    return [(s.name, s.plants, with_installed_power(s.production, s.details)) for s in states
+            if s.plants is not None]
+
+
+INSTALLED_POWER = "installed_power_watts"
+
+
+def with_installed_power(production: Production | None, details: PlantDetails | None) -> Production | None:
+    """The production values with the installed power of plant details where they have none: OAuth2 real-time
+    data carries no capacity, a login account's list does (and its value stays)."""
+    if details is None:
+        return production
+    values = dict(production.values) if production is not None else {}
+    for ps_id, detail in details.plants.items():
+        watts = detail.installed_power_watts
+        if watts is None:
+            continue
+        current = values.get(ps_id)
+        if current is None:
+            values[ps_id] = {INSTALLED_POWER: watts}
+        elif INSTALLED_POWER not in current:
+            values[ps_id] = {**current, INSTALLED_POWER: watts}
+    return replace(production, values=values) if production is not None else Production(values)
 
 
 PIECE = 512  # plants per piece of a family
@@ -226,10 +254,112 @@ def _realtime_timestamp_section(states: Sequence[AccountState], openmetrics: boo
             yield "".join(out)
 
 
+# -- open faults and plant details ---------------------------------------------------------------------------
+
+
+def _header(family: SimpleFamily, openmetrics: bool) -> str:
+    return f"# HELP {family.name} {_help(family.help, openmetrics)}\n# TYPE {family.name} {family.kind}\n"
+
+
+def _pieces(lines: Iterable[str]) -> Iterator[str]:
+    """Lines joined into pieces of at most PIECE lines (see plant_families)."""
+    out: list[str] = []
+    for line in lines:
+        out.append(line)
+        if len(out) >= PIECE:
+            yield "".join(out)
+            out = []
+    if out:
+        yield "".join(out)
+
+
+def fault_families(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
+    """isolarcloud_fault_active and isolarcloud_plant_open_faults of the accounts whose open faults are known.
+    Plant names and types come from the plant list, so they join with every other plant series; records of
+    plants the current list does not hold are left out. No family at all while no account has open-fault data
+    (faults disabled or not yet read): absent, not "no faults"."""
+    accounts: list[tuple[str, PlantList, OpenFaults]] = [
+        (s.name, s.plants, s.faults) for s in states if s.plants is not None and s.faults is not None]
+    if not accounts:
+        return
+    yield _header(FAULT_ACTIVE, openmetrics)
+    yield from _pieces(_fault_lines(accounts))
+    yield _header(PLANT_OPEN_FAULTS, openmetrics)
+    yield from _pieces(_open_fault_lines(accounts))
+
+
+def _fault_lines(accounts: Sequence[tuple[str, PlantList, OpenFaults]]) -> Iterator[str]:
+    name = FAULT_ACTIVE.name
+    for account, plant_list, faults in accounts:
+        plants = {p.ps_id: p for p in plant_list.plants}
+        for f in faults.faults:
+            plant = plants.get(f.ps_id)
+            if plant is None:
+                continue
+            yield (f'{name}{{account="{account}",device_name="{_label(f.device_name)}",'
+                   f'device_type="{f.device_type}",fault_code="{_label(f.fault_code)}",'
+                   f'fault_level="{_label(f.fault_level)}",fault_name="{_label(f.fault_name)}",'
+                   f'fault_type="{f.fault_type}",ps_id="{f.ps_id}",ps_key="{_label(f.ps_key)}",'
+                   f'ps_name="{_label(plant.ps_name)}"}} {floatToGoString(f.since)}\n')
+
+
+def _open_fault_lines(accounts: Sequence[tuple[str, PlantList, OpenFaults]]) -> Iterator[str]:
+    name = PLANT_OPEN_FAULTS.name
+    for account, plant_list, faults in accounts:
+        for plant in plant_list.plants:
+            counts = faults.counts.get(plant.ps_id)
+            if not counts:
+                continue
+            a, ps_id, ps_name, ps_type = (_label(v) for v in plant_label_values(account, plant))
+            for fault_type, count in sorted(counts.items()):
+                yield (f'{name}{{account="{a}",fault_type="{fault_type}",ps_id="{ps_id}",ps_name="{ps_name}",'
+                       f'ps_type="{ps_type}"}} {floatToGoString(count)}\n')
+
+
+def detail_families(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
+    """Tariffs and data loggers from plant details (installed power joins the plant section, see
+    `with_installed_power`). No family while no account has details."""
+    accounts: list[tuple[str, PlantList, PlantDetails]] = [
+        (s.name, s.plants, s.details) for s in states if s.plants is not None and s.details is not None]
+    if not accounts:
+        return
+    for family, attribute in ((FEED_IN_TARIFF, "feed_in_tariff"), (CONSUMPTION_TARIFF, "consumption_tariff")):
+        yield _header(family, openmetrics)
+        yield from _pieces(_tariff_lines(accounts, family.name, attribute))
+    yield _header(LOGGER_INFO, openmetrics)
+    yield from _pieces(_logger_lines(accounts))
+
+
+def _tariff_lines(accounts: Sequence[tuple[str, PlantList, PlantDetails]], name: str,
+                  attribute: str) -> Iterator[str]:
+    for account, plant_list, details in accounts:
+        for plant in plant_list.plants:
+            detail = details.plants.get(plant.ps_id)
+            value = getattr(detail, attribute) if detail is not None else None
+            if detail is None or value is None:
+                continue
+            a, ps_id, ps_name, ps_type = (_label(v) for v in plant_label_values(account, plant))
+            yield (f'{name}{{account="{a}",currency="{_label(detail.currency)}",ps_id="{ps_id}",'
+                   f'ps_name="{ps_name}",ps_type="{ps_type}"}} {floatToGoString(value)}\n')
+
+
+def _logger_lines(accounts: Sequence[tuple[str, PlantList, PlantDetails]]) -> Iterator[str]:
+    name = LOGGER_INFO.name
+    for account, plant_list, details in accounts:
+        for plant in plant_list.plants:
+            detail = details.plants.get(plant.ps_id)
+            if detail is None or not detail.loggers:
+                continue
+            a, ps_id, ps_name, ps_type = (_label(v) for v in plant_label_values(account, plant))
+            for sn, enabled in detail.loggers:
+                yield (f'{name}{{account="{a}",ps_id="{ps_id}",ps_name="{ps_name}",ps_type="{ps_type}",'
+                       f'sn="{_label(sn)}"}} {floatToGoString(enabled)}\n')
+
+
 # The cached part of /metrics, in order: each renders its families from the accounts' data (never from the
 # per-scrape status). A new kind of data (faults, details, devices) adds its renderer here.
 SECTIONS: tuple[Callable[[Sequence[AccountState], bool], Iterator[str]], ...] = (
-    _plant_section, _realtime_timestamp_section)
+    _plant_section, _realtime_timestamp_section, fault_families, detail_families)
 
 
 def cached_section(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:

@@ -93,6 +93,44 @@ POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit 
 
 DROP_REASONS = ("negative", "decrease")
 
+# -- open faults and plant details: rendered by exposition.py from data.OpenFaults and data.PlantDetails -------
+
+FAULTS_CACHED = " Cached: refreshed from getFaultAlarmInfo every faults.interval (default: the refresh interval)."
+DETAILS_CACHED = (" Cached: from getPowerStationDetail, each plant once per details.interval (default a day); "
+                  "OAuth2 accounts.")
+
+
+@dataclass(frozen=True)
+class SimpleFamily:
+    name: str
+    help: str
+    kind: str  # gauge (exported under the same name in both formats)
+
+
+FAULT_ACTIVE = SimpleFamily(
+    "isolarcloud_fault_active",
+    "An open fault, alarm, notice or suggestion of a device; the value is when it opened (create_time, Unix "
+    "time). fault_type: fault, alarm, notice, suggestion or unknown_<n>; device_type: the Appendix 1 device type "
+    "as a slug." + FAULTS_CACHED, "gauge")
+FAULT_LABELS = ("account", "device_name", "device_type", "fault_code", "fault_level", "fault_name", "fault_type",
+                "ps_id", "ps_key", "ps_name")
+PLANT_OPEN_FAULTS = SimpleFamily(
+    "isolarcloud_plant_open_faults",
+    "Open records of the plant by fault_type (fault, alarm, notice, suggestion, unknown_<n>); absent when none. "
+    "Counts every open record, also those beyond faults.max_series." + FAULTS_CACHED, "gauge")
+FEED_IN_TARIFF = SimpleFamily(
+    "isolarcloud_plant_feed_in_tariff",
+    "Feed-in tariff per kWh in the plant's currency, as the plant owner set it; absent when unset." + DETAILS_CACHED,
+    "gauge")
+CONSUMPTION_TARIFF = SimpleFamily(
+    "isolarcloud_plant_consumption_tariff",
+    "Consumption (purchase) tariff per kWh in the plant's currency, as the plant owner set it; absent when unset."
+    + DETAILS_CACHED, "gauge")
+LOGGER_INFO = SimpleFamily(
+    "isolarcloud_plant_logger_info",
+    "A data logger (communication device) of the plant by serial; the value is its is_enable: 1 normal, "
+    "0 disabled." + DETAILS_CACHED, "gauge")
+
 
 def plant_label_values(account: str, plant: Plant) -> tuple[str, str, str, str]:
     return (account, plant.ps_id, plant.ps_name, plant.ps_type)
@@ -157,6 +195,10 @@ class StatusCollector(Collector):
         pacing = CounterMetricFamily("isolarcloud_api_pacing_wait_seconds",
                                "Time the account's API calls waited for the gateway's pace (rate_limit).",
                                labels=["account"])
+        faults_dropped = CounterMetricFamily(
+            "isolarcloud_faults_dropped", "Open fault records not exported as isolarcloud_fault_active because "
+            "there were more than faults.max_series, summed over the passes of the faults collection.",
+            labels=["account"])
         c_labels = ["account", "collection"]
         c_up = g("isolarcloud_collection_up", "1 when the collection's last run succeeded and its data is within "
                  "its max_age (collection: plants, realtime, ...).", labels=c_labels)
@@ -204,6 +246,7 @@ class StatusCollector(Collector):
                 dropped.add_metric([a, reason], s.stats.counter_drops.get(reason, 0))
             rate_limited.add_metric([a], s.stats.rate_limited)
             pacing.add_metric([a], s.stats.pacing_wait)
+            faults_dropped.add_metric([a], s.stats.faults_dropped)
             for c in s.collections:
                 c_up.add_metric([a, c.name], 1.0 if c.up else 0.0)
                 c_interval.add_metric([a, c.name], c.interval)
@@ -213,7 +256,8 @@ class StatusCollector(Collector):
                 c_max_age.add_metric([a, c.name], c.max_age)
             token_writes.add_metric([a], s.stats.token_file_write_failures)
         yield from (up, plants, duration, success, refreshes, requests, auth, expiry, budget, hour_calls, interval,
-                    max_age, backoff, rt_failed, units, c_up, c_interval, c_success, c_budget, c_max_age)
+                    max_age, backoff, rt_failed, units, c_up, c_interval, c_success, c_budget, c_max_age,
+                    faults_dropped)
         yield from (limit, unanswered, dropped, rate_limited, pacing)
         yield token_writes
         yield from quota_families(states)

@@ -28,6 +28,10 @@ def realtime_answers(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def make(gateway: FakeGateway, clock: Clock, plants: int = 25, **account: Any) -> AccountEngine:
+    # The engine's rules are specified here with the plant list and real-time data; open faults and plant
+    # details have their own specifications (tests/unit/test_faults_details.py).
+    account.setdefault("faults", {"enabled": False})
+    account.setdefault("details", {"enabled": False})
     gateway.handlers.setdefault(LIST, paged_list([plant_row(1000 + i) for i in range(plants)]))
     gateway.handlers.setdefault(REALTIME, realtime_answers)
     gateway.handlers.setdefault("refreshToken", token_answers())

@@ -32,6 +32,7 @@ def make(gateway: FakeGateway, clock: Clock, **account: Any) -> AccountEngine:
     gateway.handlers.setdefault("login", lambda body: ok({"login_state": "1", "token": "1_" + "a" * 32}))
     gateway.handlers.setdefault("getPowerStationList", paged_list([plant_row(1000 + i) for i in range(5)],
                                                                    total_key="rowCount", page_key="curPage"))
+    account.setdefault("faults", {"enabled": False})  # the quota collection alone beside the plant list
     config = parse_config({"refresh_interval": 300, "accounts": [{
         "name": "l", "base_url": "http://gateway.invalid", **account,
         "auth": {"mode": "login", "appkey": "A", "secret_key": "S", "user_account": "u", "user_password": "p"}}]},
@@ -119,6 +120,8 @@ def test_oauth2_apps_have_no_quota_call(clock: Clock) -> None:
     with pytest.raises(ConfigError, match=r"accounts\[0\].api_budget_per_hour: auto needs auth.mode login"):
         parse_config(config, env={})
     config["accounts"][0]["api_budget_per_hour"] = 900
+    config["accounts"][0]["faults"] = {"enabled": False}
+    config["accounts"][0]["details"] = {"enabled": False}
     account = parse_config(config, env={}).accounts[0]
     gateway = FakeGateway({"queryPowerStationList": paged_list([plant_row(1)]),
                            "getPowerStationRealTimeData": lambda body: ok({"device_point_list": []}),
