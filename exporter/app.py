@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from . import __version__
 from .collect.collection import Collection
+from .collect.devices import DeviceInventoryCollection, DeviceRealtimeCollection
 from .collect.engine import AccountEngine, Settings
 from .collect.plant_list import PlantListCollection
 from .collect.realtime import RealtimeCollection
@@ -18,6 +19,7 @@ from .collect.stats import Stats
 from .config import AccountConfig, Config
 from .data import AccountState
 from .fetch.auth import Auth, LoginAuth, OAuth2Auth
+from .fetch.devices import DeviceListApi, DeviceRealtimeApi
 from .fetch.plants import PlantListApi
 from .fetch.realtime import RealtimeApi
 from .fetch.session import ApiSession
@@ -59,9 +61,22 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
     ]
+    collections += device_collections(session, account, config)
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
                         max_age=config.max_age)
     return AccountEngine(settings, session, collections, stats, clock=clock)
+
+
+def device_collections(session: ApiSession, account: AccountConfig, config: Config) -> list[Collection]:
+    """The device inventory and device real-time data, after the plant collections in priority."""
+    devices = account.devices
+    inventory = DeviceInventoryCollection(
+        DeviceListApi(session, page_size=devices.page_size, firmware=devices.firmware,
+                      device_types=devices.device_types), account, config)
+    realtime = DeviceRealtimeCollection(
+        DeviceRealtimeApi(session, batch_size=devices.realtime.batch_size, points=devices.realtime.points),
+        inventory, account, config)
+    return [inventory, realtime]
 
 
 class Exporter:

@@ -147,7 +147,9 @@ def test_token_rotation_is_persisted_and_survives_a_restart(make_sim, run_export
 
 def test_access_token_is_refreshed_before_it_expires(make_sim, run_exporter) -> None:
     s = make_sim(plants=5, seed=3, access_token_ttl=120)  # shorter than the 5-minute refresh margin
-    r = run_exporter({"accounts": [oauth_account(s, None, realtime={"enabled": False})]}, start=False)
+    # One call per cycle (no real-time data, no device inventory), so that each cycle needs one refresh.
+    r = run_exporter({"accounts": [oauth_account(s, None, realtime={"enabled": False}, devices={"enabled": False})]},
+                     start=False)
     r.refresh_now()
     r.refresh_now()
     found = r.metrics()

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from exporter.data import AccountState
 from exporter.fetch.parse import parse_timestamp
 from exporter.serve import exposition as exposition_module
-from exporter.serve.exposition import Exposition, account_data, plant_families
+from exporter.serve.exposition import Exposition, account_data, device_families, plant_families
 from exporter.serve.metrics import StatusCollector
 from exporter.simulator import Simulator
 from tests.conftest import Clock, Running, oauth_account
@@ -238,7 +238,7 @@ def test_status_section_is_prometheus_clients_and_never_stale(sim: Simulator,
         openmetrics = round_ % 4 >= 2
         states = r.exporter.states()
         body = _body(exposition, states, openmetrics=openmetrics, gzip=False)
-        plants = _plants_section(states, openmetrics)
+        plants = _plants_section(states, openmetrics) + "".join(device_families(states, openmetrics)).encode()
         reference = CollectorRegistry()
         reference.register(StatusCollector(lambda states=states: states))
         reference.register(_Fixed(_Ticking.families(ticking.n)))

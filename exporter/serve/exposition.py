@@ -10,6 +10,7 @@ tests/golden/ hold it).
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 import zlib
@@ -23,8 +24,34 @@ from prometheus_client.openmetrics import exposition as om_format
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..data import EMPTY, AccountState, PlantList, Production
-from .metrics import PLANT_FAMILIES, POINT_VALUE, POINT_VALUE_HELP, StatusCollector, plant_label_values
+from ..data import (
+    EMPTY,
+    NAMED_DEVICE_POINTS,
+    AccountState,
+    Device,
+    DeviceReading,
+    PlantList,
+    Production,
+    device_fault_status,
+    open_device_faults,
+)
+from .metrics import (
+    DEVICE_DATA_TIMESTAMP,
+    DEVICE_DEPLOYMENT_STATUS,
+    DEVICE_FAULT_STATUS,
+    DEVICE_INFO,
+    DEVICE_INVENTORY_FAILED,
+    DEVICE_INVENTORY_TIMESTAMP,
+    DEVICE_POINT_VALUE,
+    DEVICE_QUANTITY_FAMILIES,
+    DEVICE_REALTIME_FAILED,
+    PLANT_FAMILIES,
+    POINT_VALUE,
+    POINT_VALUE_HELP,
+    DeviceFamily,
+    StatusCollector,
+    plant_label_values,
+)
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -195,9 +222,140 @@ def _plant_section(states: Sequence[AccountState], openmetrics: bool) -> Iterato
     return plant_families(account_data(states), openmetrics)
 
 
+# -- devices ------------------------------------------------------------------------------------------------
+
+
+def _header(family: DeviceFamily, openmetrics: bool) -> tuple[str, str]:
+    """(HELP and TYPE lines, sample name) of a family, as prometheus_client writes them in either format."""
+    sample = header = family.name
+    kind = family.kind
+    if kind == "counter":
+        sample += "_total"
+        header = family.name if openmetrics else sample
+    elif kind == "info":
+        sample += "_info"
+        header, kind = (family.name, "info") if openmetrics else (sample, "gauge")
+    return f"# HELP {header} {_help(family.help, openmetrics)}\n# TYPE {header} {kind}\n", sample
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    """Labels sorted by name, as prometheus_client writes them."""
+    return ",".join(f'{name}="{_label(value)}"' for name, value in sorted(pairs))
+
+
+@dataclass
+class _DeviceRow:
+    account: str
+    device: Device
+    base: list[tuple[str, str]]  # the DEVICE_LABELS pairs
+    labels: str  # the same, rendered
+    fault: int | None
+    deployment: int | None
+    reading: DeviceReading | None
+    type_code: int | None
+
+
+def device_families(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
+    """The per-device section: inventory families for every account with a fresh inventory, real-time families
+    for those with fresh readings too. Nothing at all (not even HELP lines) while no account has an inventory.
+    Series of a device carry its plant's current name; plants no longer listed have none."""
+    rows: list[_DeviceRow] = []
+    plants: list[tuple[str, str, float]] = []  # (labels, inventory taken_at) per inventoried plant
+    failed: list[tuple[str, int]] = []
+    realtime: list[tuple[str, int]] = []
+    names: dict[tuple[str, int, str], tuple[str, str]] = {}
+    for state in states:
+        inventory = state.devices
+        if state.plants is None or inventory is None:
+            continue
+        readings = state.device_readings
+        faults = open_device_faults(state)
+        open_status = faults.device_fault_status() if faults is not None else None
+        open_at = faults.taken_at if faults is not None else 0.0
+        read_at = readings.taken_at if readings is not None else 0.0
+        a = state.name
+        failed.append((_labels([("account", a)]), len(inventory.failed)))
+        if readings is not None:
+            realtime.append((_labels([("account", a)]), len(readings.failed)))
+            for (code, point_id), named in readings.point_names.items():
+                names[(a, code, point_id)] = named
+        for plant in state.plants.plants:
+            entry = inventory.plants.get(plant.ps_id)
+            if entry is None:
+                continue
+            plants.append((_labels([("account", a), ("ps_id", plant.ps_id), ("ps_name", plant.ps_name)]),
+                           plant.ps_id, entry.taken_at))
+            for device in entry.devices:
+                reading = readings.devices.get(device.ps_key) if readings is not None else None
+                base = [("account", a), ("ps_id", plant.ps_id), ("ps_name", plant.ps_name),
+                        ("ps_key", device.ps_key), ("device_name", device.device_name),
+                        ("device_type", device.device_type)]
+                deployment = device.deployment_status
+                if reading is not None and reading.deployment_status is not None and read_at >= entry.taken_at:
+                    deployment = reading.deployment_status
+                rows.append(_DeviceRow(
+                    a, device, base, _labels(base),
+                    device_fault_status(device, entry.taken_at, reading, read_at, open_status, open_at),
+                    deployment, reading, device.device_type_code))
+    if not failed:
+        return
+
+    def family(spec: DeviceFamily, samples: Iterable[tuple[str, float | None]]) -> Iterator[str]:
+        head, sample = _header(spec, openmetrics)
+        out = [head]
+        for count, (labels, value) in enumerate(samples, start=1):
+            if value is not None:
+                out.append(f"{sample}{{{labels}}} {floatToGoString(value)}\n")
+            if count % PIECE == 0:
+                yield "".join(out)
+                out = []
+        if out:
+            yield "".join(out)
+
+    def info(row: _DeviceRow) -> tuple[str, float]:
+        d = row.device
+        pairs = [*row.base, ("device_sn", d.device_sn), ("device_model", d.model), ("factory_name", d.factory_name),
+                 ("communication_dev_sn", d.communication_dev_sn),
+                 ("claim_state", "" if d.claim_state is None else str(d.claim_state))]
+        if d.firmware is not None:
+            pairs.extend(d.firmware)
+        return _labels(pairs), 1.0
+
+    yield from family(DEVICE_INFO, (info(r) for r in rows))
+    yield from family(DEVICE_FAULT_STATUS, ((r.labels, r.fault) for r in rows))
+    yield from family(DEVICE_DEPLOYMENT_STATUS, ((r.labels, r.deployment) for r in rows))
+    yield from family(DEVICE_INVENTORY_TIMESTAMP, ((labels, at) for labels, _ps_id, at in plants))
+    yield from family(DEVICE_INVENTORY_FAILED, failed)
+    if not realtime:
+        return
+    read = [r for r in rows if r.reading is not None]
+    for spec, quantity in DEVICE_QUANTITY_FAMILIES:
+        yield from family(spec, (
+            (r.labels, _scaled(r.reading.points.get(quantity.point_id), quantity.scale))  # type: ignore[union-attr]
+            for r in read if r.type_code == quantity.device_type))
+    yield from family(DEVICE_DATA_TIMESTAMP, ((r.labels, r.reading.data_ts) for r in read))  # type: ignore[union-attr]
+
+    def points(row: _DeviceRow) -> Iterator[tuple[str, float | None]]:
+        for point_id, value in row.reading.points.items():  # type: ignore[union-attr]
+            if (row.type_code, point_id) in NAMED_DEVICE_POINTS:
+                continue
+            point_name, unit = names.get((row.account, row.type_code or 0, point_id), ("", ""))
+            yield _labels([*row.base, ("point_id", point_id), ("point_name", point_name), ("unit", unit)]), value
+
+    yield from family(DEVICE_POINT_VALUE, (sample for r in read for sample in points(r)))
+    yield from family(DEVICE_REALTIME_FAILED, realtime)
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    if value is None:
+        return None
+    scaled = value * scale
+    return scaled if math.isfinite(scaled) else None
+
+
 # The cached part of /metrics, in order: each renders its families from the accounts' data (never from the
 # per-scrape status). A new kind of data (faults, details, devices) adds its renderer here.
-SECTIONS: tuple[Callable[[Sequence[AccountState], bool], Iterator[str]], ...] = (_plant_section,)
+SECTIONS: tuple[Callable[[Sequence[AccountState], bool], Iterator[str]], ...] = (_plant_section, device_families)
 
 
 def cached_section(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
