@@ -376,7 +376,9 @@ def account_config(sim_url: str, tokens: dict[str, Any], realtime: bool) -> dict
     return {"name": ACCOUNT, "base_url": sim_url, "page_size": PAGE_SIZE, "api_budget_per_hour": 10_000_000,
             "auth": {"mode": "oauth2", "appkey": "DEMOAPPKEY00000000000000000000001",
                      "secret_key": "demo-secret-key", "access_token": tokens["access_token"]},
-            "realtime": {"enabled": realtime, "batch_size": BATCH_SIZE}}
+            "realtime": {"enabled": realtime, "batch_size": BATCH_SIZE},
+            # The plant figures, comparable across versions; bench/devices.py measures the device collections.
+            "devices": {"enabled": False}}
 
 
 def config_data(sim_url: str, tokens: dict[str, Any], realtime: bool = True) -> dict[str, Any]:

@@ -95,6 +95,10 @@ class DeviceInventoryCollection(SpreadCollection):
         self.failed: dict[str, str] = {}
         self.read_calls: dict[str, int] = {}  # ps_id → list calls its next read is expected to cost
         self.failing = 0  # plants failed since the last one read, across runs
+        # Plants first listed after the collection's first cycle, not read yet: they go before the rest of a
+        # first pass (which takes days for a large fleet on a short budget), so a new plant is read next.
+        self.listed: set[str] = set()
+        self.newcomers: dict[str, None] = {}
 
     def enabled(self) -> bool:
         return self.account.devices.enabled
@@ -125,7 +129,7 @@ class DeviceInventoryCollection(SpreadCollection):
         debt: a plant with more pages than the bucket ever holds is read when the bucket is full."""
         items = self.items(cycle)
         self.schedule.forget(items)
-        due = self.schedule.due(items, cycle.now)
+        due = self._newcomers_first(items, self.schedule.due(items, cycle.now))
         tokens = self.bucket.refill(cycle.now, share.calls_per_hour)
         allowance = int(tokens) + int(share.backlog_per_hour)
         chosen: list[str] = []
@@ -139,6 +143,22 @@ class DeviceInventoryCollection(SpreadCollection):
             chosen.append(plant)
             cost += calls
         return chosen, cost, False
+
+    def _newcomers_first(self, items: list[str], due: list[str]) -> list[str]:
+        first_cycle = not self.listed
+        for plant in items:
+            if plant not in self.listed:
+                self.listed.add(plant)
+                if not first_cycle:
+                    self.newcomers[plant] = None
+        current = set(items)
+        for plant in [p for p in self.listed if p not in current]:
+            self.listed.discard(plant)
+            self.newcomers.pop(plant, None)
+        if not self.newcomers:
+            return due
+        due_now = set(due)
+        return [p for p in self.newcomers if p in due_now] + [p for p in due if p not in self.newcomers]
 
     def planned_calls(self, cycle: Cycle, share: Share) -> int:
         self.stretch.note(share, self.wanted_interval())
@@ -168,6 +188,7 @@ class DeviceInventoryCollection(SpreadCollection):
                     raise _endpoint_refused(exc) from None
                 calls += used
                 self.failing = 0
+                self.newcomers.pop(plant, None)
                 read.append(plant)
                 self.inventory[plant] = PlantDevices(tuple(devices), cycle.now)
                 self.failed.pop(plant, None)

@@ -290,6 +290,26 @@ def test_a_new_plant_is_read_at_the_next_cycle(clock: Clock) -> None:
     assert state.devices is not None and [d.ps_key for d in state.devices.plants["1005"].devices] == ["1005_1_1_1"]
 
 
+def test_a_new_plant_goes_before_a_first_pass_still_under_way(clock: Clock) -> None:
+    """500 plants at 5 inventory calls an hour take four days for the first pass; a plant added meanwhile is
+    read at the next cycle with a call to spend, not after the 500."""
+    gateway = FakeGateway()
+    engine = make(gateway, clock, plants=500, api_budget_per_hour=50, realtime={"enabled": False})
+    for _ in range(12):
+        engine.refresh()
+        clock.advance(300)
+    gateway.on(LIST, paged_list([plant_row(1000 + i) for i in range(501)]))
+    gateway.on(DEVICES, device_lists({1500: [device_row(1500, 1)]}))
+    before = len(gateway.calls)
+    for _ in range(9):  # 45 minutes: the (stretched) list runs again within it, and the bucket holds calls
+        engine.refresh()
+        clock.advance(300)
+    calls = [name for name, _b, _h in gateway.calls[before:]]
+    after_list = [b["ps_id"] for name, b, _h in gateway.calls[before + calls.index(LIST):] if name == DEVICES]
+    assert after_list[0] == "1500"  # the first device list read once the plant list shows the new plant
+    assert "1500" in inventory_of(engine).inventory
+
+
 def test_the_forecast_counts_pages_and_a_big_plant_waits_for_a_full_bucket(clock: Clock) -> None:
     """Plants of 250 devices cost 3 calls a read at page 100: the demand says so, and at a share of 1 call an
     hour each such plant is read when 3 calls have been saved, never more often."""
