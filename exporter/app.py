@@ -61,18 +61,19 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
         RealtimeCollection(RealtimeApi(session, batch_size=account.realtime.batch_size,
                                        extra_points=account.realtime.extra_points), account, config, stats),
     ]
-    collections += device_collections(session, account, config)
+    collections += device_collections(session, account, config, stats)
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
                         max_age=config.max_age)
     return AccountEngine(settings, session, collections, stats, clock=clock)
 
 
-def device_collections(session: ApiSession, account: AccountConfig, config: Config) -> list[Collection]:
+def device_collections(session: ApiSession, account: AccountConfig, config: Config,
+                       stats: Stats) -> list[Collection]:
     """The device inventory and device real-time data, after the plant collections in priority."""
     devices = account.devices
     inventory = DeviceInventoryCollection(
         DeviceListApi(session, page_size=devices.page_size, firmware=devices.firmware,
-                      device_types=devices.device_types), account, config)
+                      device_types=devices.device_types), account, config, stats)
     realtime = DeviceRealtimeCollection(
         DeviceRealtimeApi(session, batch_size=devices.realtime.batch_size, points=devices.realtime.points),
         inventory, account, config)

@@ -16,11 +16,12 @@ from types import MappingProxyType
 
 from ..config import AccountConfig, Config
 from ..data import DeviceInventory, DeviceReadings, PlantDevices
-from ..fetch.devices import DeviceListApi, DeviceRealtimeApi, type_of
+from ..fetch.devices import DeviceListApi, DeviceRealtimeApi, TooManyPages, type_of
 from ..fetch.envelope import ApiError, CredentialError, ResponseError, ResultError
 from ..fetch.parse import zone_offset
 from .budget import Demand, Share
 from .collection import Cycle, PassCollection, Published, SpreadCollection, max_age
+from .stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,12 @@ class DeviceInventoryCollection(SpreadCollection):
     name = "devices"
     slots = ("devices",)
 
-    def __init__(self, api: DeviceListApi, account: AccountConfig, config: Config) -> None:
+    def __init__(self, api: DeviceListApi, account: AccountConfig, config: Config, stats: Stats) -> None:
         super().__init__()
         self.api = api
         self.account = account
         self.config = config
+        self.stats = stats
         self.min_share = account.devices.min_budget_share
         self.log = logging.LoggerAdapter(log, {"account": account.name})
         self.stretch = _Stretch(self.log, self.name)
@@ -165,15 +167,27 @@ class DeviceInventoryCollection(SpreadCollection):
         return self._choose(cycle, share)[1]
 
     def run(self, cycle: Cycle, share: Share) -> Published:
-        chosen, _expected, debt = self._choose(cycle, share)
+        chosen, expected, debt = self._choose(cycle, share)
         tokens = self.bucket.tokens
         read: list[str] = []
         failed: list[str] = []
         calls = 0
         try:
             for plant in chosen:
+                # The forecast counts a plant not read yet as one page; its first page may tell otherwise. The
+                # calls left in this clock hour bound every read, so the budget holds all the same.
+                left = self.account.api_budget_per_hour - self.stats.calls_this_hour(cycle.now)
+                if left < self.cost(plant):
+                    break
                 try:
-                    devices, used = self.api.devices(plant, strict=self.account.strict_row_count)
+                    devices, used = self.api.devices(plant, strict=self.account.strict_row_count, max_calls=left)
+                except TooManyPages as exc:  # read at its next turn, now forecast at its real cost
+                    calls += 1
+                    self.read_calls[plant] = exc.calls
+                    if exc.calls > self.account.api_budget_per_hour // 2:
+                        self.log.warning("the device list of plant %s takes %d calls, more than half the hourly "
+                                         "budget: raise devices.page_size or api_budget_per_hour", plant, exc.calls)
+                    break
                 except (ResultError, ResponseError) as exc:  # this plant's answer; the next plant may do better
                     calls += 1
                     failed.append(plant)
@@ -199,7 +213,12 @@ class DeviceInventoryCollection(SpreadCollection):
             self.schedule.done(read, cycle.now, share.interval, stagger=whole)
             for plant in failed:
                 self.schedule.next_due[plant] = cycle.now + min(share.interval, FAILED_RETRY)
-            self.bucket.spend(calls if debt else min(calls, max(0.0, tokens)))
+            # The bucket pays what it holds, the budget's spare part (backlog) the rest of the plan. A plant bigger
+            # than the bucket ever holds, and pages beyond the plan (a plant bigger than forecast) when there is
+            # no spare part, are the bucket's debt, repaid by its refills: the share holds on average.
+            planned = expected if debt else min(expected, max(0, int(tokens)))
+            surprise = max(0, calls - expected) if share.backlog_per_hour < 1 else 0
+            self.bucket.spend(min(calls, planned) + surprise)
         return {"devices": self._publish(cycle, share)}
 
     def fetch(self, cycle: Cycle, items: list[str]) -> Published:  # pragma: no cover - run() is overridden

@@ -44,6 +44,14 @@ def type_of(ps_key: str, listed: int | None) -> int | None:
     return parse_int(parts[1]) if len(parts) == 4 else None
 
 
+class TooManyPages(Exception):
+    """A plant's device list needs more calls than the caller may spend now (its first page told the total)."""
+
+    def __init__(self, plant: str, calls: int) -> None:
+        super().__init__(f"device list of plant {plant} needs {calls} calls")
+        self.calls = calls
+
+
 @dataclass
 class DeviceListing:
     """One plant's device list, each ps_key once, with what the pages said about the total."""
@@ -91,8 +99,10 @@ class DeviceListApi:
         data = self.session.call(path, params, require_list="pageList")
         return [r for r in data["pageList"] if isinstance(r, dict)], _total(data)
 
-    def read(self, plant: str) -> DeviceListing:
-        """Every page of one plant until the total is reached or a page comes back short; each ps_key once."""
+    def read(self, plant: str, max_calls: int | None = None) -> DeviceListing:
+        """Every page of one plant until the total is reached or a page comes back short; each ps_key once. When
+        the first page's total says the plant needs more than `max_calls` calls, TooManyPages: the one call is
+        spent, the rest is not."""
         listing = DeviceListing()
         seen: set[str] = set()
         number, size = 1, 0
@@ -104,6 +114,8 @@ class DeviceListApi:
             if total is not None:
                 listing.totals.append(total)
                 page_limit = max(page_limit or 0, math.ceil(total / max(size, 1)) + 2)
+                if number == 1 and max_calls is not None and self.calls(total) > max_calls:
+                    raise TooManyPages(plant, self.calls(total))
             for row in rows:
                 key = label_text(row.get("ps_key")).strip()
                 if not key:
@@ -124,13 +136,13 @@ class DeviceListApi:
             self.served_page_size = size
         return listing
 
-    def devices(self, plant: str, *, strict: bool = True) -> tuple[list[Device], int]:
+    def devices(self, plant: str, *, strict: bool = True, max_calls: int | None = None) -> tuple[list[Device], int]:
         """One plant's devices, and the list calls it took. A list that changed while it was paged is read once
         more; inconsistent twice, it fails (`strict`) rather than pass part of a plant off as the whole."""
-        listing = self.read(plant)
+        listing = self.read(plant, max_calls)
         calls = listing.pages
         if not listing.consistent:
-            listing = self.read(plant)
+            listing = self.read(plant, None if max_calls is None else max_calls - calls)
             calls += listing.pages
             if not listing.consistent and strict:
                 raise ResponseError("getDeviceList", "inconsistent_list",

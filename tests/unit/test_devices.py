@@ -330,6 +330,27 @@ def test_the_forecast_counts_pages_and_a_big_plant_waits_for_a_full_bucket(clock
     assert engine.stats.calls_this_hour(clock.now) <= 100
 
 
+def test_plants_bigger_than_forecast_never_overrun_the_hour(clock: Clock) -> None:
+    """Plants not read yet are forecast at one page; these have ten. Their first page tells, and a read that
+    would overrun the clock hour's budget stops there: the plant is read later, at its real cost."""
+    gateway = FakeGateway()
+    engine = make(gateway, clock, plants=4, devices_per_plant=1000, api_budget_per_hour=30,
+                  realtime={"enabled": False})
+    hours: dict[int, int] = {}
+    for _ in range(24 * 12):
+        before = len(gateway.calls)
+        engine.refresh()
+        hour = int(clock.now // HOUR)
+        hours[hour] = hours.get(hour, 0) + len(gateway.calls) - before
+        clock.advance(300)
+    assert max(hours.values()) <= 30
+    inventory = inventory_of(engine)
+    assert set(inventory.inventory) == {"1000", "1001", "1002", "1003"}
+    assert all(len(entry.devices) == 1000 for entry in inventory.inventory.values())
+    assert inventory.read_calls == dict.fromkeys(("1000", "1001", "1002", "1003"), 10)
+    assert inventory.calls_per_pass(4) == 40
+
+
 def test_a_short_budget_stretches_the_inventory_and_says_so(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     """500 plants at 50 calls an hour (10,000 at 1,000 scale alike): the list wants 60/h, the inventory's floor is
     5 calls an hour, so an inventory pass takes 100 hours. Logged once, shown as the interval, never overspent."""
