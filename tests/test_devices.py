@@ -119,7 +119,7 @@ def test_device_points_one_device_type_per_call(sim: Simulator, run_exporter) ->
     r.refresh_now()
     found = r.metrics()
     calls = rt_calls(sim)
-    assert {c.body["device_type"] for c in calls} == {1, 14, 43}
+    assert {c.body["device_type"] for c in calls} == {"1", "14", "43"}
     for call in calls:
         assert call.result_code == "1", call.response
         assert {k.split("_")[1] for k in call.body["ps_key_list"]} == {str(call.body["device_type"])}
@@ -172,7 +172,7 @@ def test_a_device_type_the_gateway_refuses_leaves_the_others(sim: Simulator, run
     with caplog.at_level(logging.WARNING):
         r.refresh_now()
     found = r.metrics()
-    assert [c.body["device_type"] for c in rt_calls(sim)][:1] == [43]
+    assert [c.body["device_type"] for c in rt_calls(sim)][:1] == ["43"]
     assert select(found, "isolarcloud_device_power_watts", device_type="inverter")
     assert not select(found, "isolarcloud_device_data_timestamp_seconds", device_type="battery")
     assert value(found, "isolarcloud_collection_up", account="oauth", collection="device_realtime") == 1
@@ -186,7 +186,7 @@ def test_undocumented_device_types_are_asked_for_by_their_code(sim: Simulator, r
                      start=False)
     r.refresh_now()
     found = r.metrics()
-    assert {c.body["device_type"] for c in rt_calls(sim)} == {99}
+    assert {c.body["device_type"] for c in rt_calls(sim)} == {"99"}
     assert select(found, "isolarcloud_device_data_timestamp_seconds", device_type="unknown_99")
 
 

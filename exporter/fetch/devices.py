@@ -85,17 +85,19 @@ class DeviceListApi:
         return max(1, math.ceil(devices / max(1, min(self.page_size, self.served_page_size))))
 
     def page(self, plant: str, number: int) -> tuple[list[dict[str, Any]], int | None]:
-        params: dict[str, Any] = {"ps_id": plant, "size": self.page_size}
+        # Types as in each table's example (the tables' types are guessed from them): the platform example sends
+        # ps_id as a string, the legacy one as a number; both send device_type_list as a list.
+        params: dict[str, Any]
         if self.session.mode == "oauth2":
             path = PLATFORM_LIST_PATH
-            params["page"] = number
+            params = {"ps_id": plant, "page": number, "size": self.page_size}
         else:
             path = LEGACY_LIST_PATH
-            params["curPage"] = number
+            params = {"ps_id": int(plant), "curPage": number, "size": self.page_size}
         if self.firmware:
             params["is_get_firmware_version"] = 1
         if self.device_types:
-            params["device_type_list"] = ",".join(str(t) for t in self.device_types)
+            params["device_type_list"] = list(self.device_types)
         data = self.session.call(path, params, require_list="pageList")
         return [r for r in data["pageList"] if isinstance(r, dict)], _total(data)
 
@@ -233,9 +235,11 @@ class DeviceRealtimeApi:
         readings: dict[str, dict[str, float]] = {}
         answered: dict[str, tuple[int | None, int | None, float | None]] = {}
         for points in _chunks(self.points, MAX_POINTS_PER_CALL):
-            params: dict[str, Any] = {"device_type": device_type, "ps_key_list": list(keys),
-                                      "point_id_list": points}
-            if platform:  # the legacy table has no point dictionary
+            # As in the examples: the platform one sends device_type and is_get_point_dict as strings, the legacy
+            # one device_type as a number (and has no point dictionary).
+            params: dict[str, Any] = {"device_type": str(device_type) if platform else device_type,
+                                      "ps_key_list": list(keys), "point_id_list": points}
+            if platform:
                 params["is_get_point_dict"] = "1"
             data = self.session.call(path, params, require_list="device_point_list")
             for entry in data["device_point_list"]:

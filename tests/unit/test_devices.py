@@ -136,7 +136,8 @@ def test_the_legacy_list_for_login_apps() -> None:
     devices, calls = api.devices("7")
     bodies = [b for name, b, _h in gateway.calls if name == "getDeviceList"]
     assert [b["curPage"] for b in bodies] == [1, 2] and "page" not in bodies[0]
-    assert bodies[0]["device_type_list"] == "1,14" and calls == 2 and len(devices) == 7
+    assert bodies[0]["device_type_list"] == [1, 14] and bodies[0]["ps_id"] == 7  # as the legacy example
+    assert calls == 2 and len(devices) == 7
 
 
 def test_a_list_that_changes_while_paged_is_read_again_and_then_refused() -> None:
@@ -171,7 +172,8 @@ def test_one_device_type_per_call_and_at_most_100_points() -> None:
     assert len(calls) == 6 and not result.refused
     assert all(len({k.split("_")[1] for k in b["ps_key_list"]}) == 1 for b in calls)
     assert [len(b["point_id_list"]) for b in calls] == [100, 50, 100, 50, 100, 50]
-    assert {b["device_type"] for b in calls} == {1, 14} and all(b["is_get_point_dict"] == "1" for b in calls)
+    assert {b["device_type"] for b in calls} == {"1", "14"}  # strings, as the platform example sends them
+    assert all(b["is_get_point_dict"] == "1" for b in calls)
     assert set(result.readings) == {"7_1_1_1", "7_1_1_2", "8_1_1_1", "7_14_1_1"}
     assert len(result.readings["7_1_1_1"].points) == 150  # both point chunks merged
     assert result.point_names[(14, "24")] == ("Point 24", "W")
@@ -194,7 +196,7 @@ def test_values_null_times_and_fail_lists() -> None:
 
 def test_a_refused_device_type_leaves_the_others_and_account_errors_end_the_pass() -> None:
     def answer(body: dict[str, Any]) -> dict[str, Any]:
-        if body["device_type"] == 43:
+        if body["device_type"] == "43":
             return fail("010", "er_parameter_value_invalid:device_type")
         return device_realtime()(body)
 
@@ -213,7 +215,8 @@ def test_legacy_device_realtime_has_no_point_dictionary() -> None:
     api = DeviceRealtimeApi(login_session(gateway, clock=Clock()), batch_size=50, points=["24"])
     result = api.read({1: ["7_1_1_1"]}, {})
     body = next(b for name, b, _h in gateway.calls if name == DEVICE_RT)
-    assert "is_get_point_dict" not in body and result.readings["7_1_1_1"].points == {"24": 1000.0}
+    assert "is_get_point_dict" not in body and body["device_type"] == 1  # a number, as the legacy example
+    assert result.readings["7_1_1_1"].points == {"24": 1000.0}
 
 
 # --------------------------------------------------------------------------- the collections under the engine
@@ -473,7 +476,7 @@ def test_device_realtime_asks_the_deployed_devices_of_the_chosen_types_by_type(c
     engine.refresh()
     calls = [b for name, b, _h in gateway.calls if name == DEVICE_RT]
     assert [(b["device_type"], b["ps_key_list"]) for b in calls] == [
-        (43, ["1000_43_1_3", "1001_43_1_2"]), (1, ["1000_1_1_1", "1001_1_1_1"])]
+        ("43", ["1000_43_1_3", "1001_43_1_2"]), ("1", ["1000_1_1_1", "1001_1_1_1"])]
     state = engine.state()
     assert state.device_readings is not None and set(state.device_readings.devices) == {
         "1000_43_1_3", "1001_43_1_2", "1000_1_1_1", "1001_1_1_1"}
