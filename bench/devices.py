@@ -110,6 +110,8 @@ def budget_run(plants: int, budget: int, hours: int, log: Callable[[str], None])
     added: dict[str, float] = {}
     read_at: dict[str, float] = {}
     last = Counter[str]()
+    withheld = 0
+    listed = 0
     wall0 = time.perf_counter()
     try:
         for hour in range(hours):
@@ -119,6 +121,9 @@ def budget_run(plants: int, budget: int, hours: int, log: Callable[[str], None])
             hour_start = clock.now
             while clock.now < hour_start + HOUR:
                 engine.refresh()
+                current = engine.state()
+                if not current.up or current.production is None:
+                    withheld += 1  # the plant list or real-time data withheld as stale: must never happen
                 inventory = next(c for c in engine.collections if c.name == "devices")
                 for ps_id in added:
                     if ps_id in inventory.inventory and ps_id not in read_at:
@@ -133,9 +138,9 @@ def budget_run(plants: int, budget: int, hours: int, log: Callable[[str], None])
             state = engine.state()
             inventory = next(c for c in engine.collections if c.name == "devices")
             collections = {c.name: c for c in state.collections}
+            listed = len(state.plants.plants) if state.plants else listed
             rows.append({"hour": hour + 1, "calls": dict(spent), "total": sum(spent.values()),
-                         "plants_read": len(inventory.inventory), "listed": len(state.plants.plants)
-                         if state.plants else 0,
+                         "plants_read": len(inventory.inventory), "listed": listed,
                          "intervals": {n: c.interval for n, c in collections.items()},
                          "shares": {n: c.calls_per_hour for n, c in collections.items()}})
             log(f"  hour {hour + 1}: {sum(spent.values())} calls {dict(spent)}; devices of "
@@ -148,7 +153,7 @@ def budget_run(plants: int, budget: int, hours: int, log: Callable[[str], None])
             "devices": sum(len(e.devices) for e in inventory.inventory.values()),
             "pages_read": pages, "plants_read": len(inventory.inventory),
             "pass_calls": inventory.calls_per_pass(rows[-1]["listed"]),
-            "added_after": {k: read_at.get(k, math.inf) - v for k, v in added.items()},
+            "added_after": {k: read_at.get(k, math.inf) - v for k, v in added.items()}, "withheld": withheld,
             "log": [(round((t - start) / 60), m) for t, m in lines.messages], "wall": time.perf_counter() - wall0}
 
 
@@ -180,6 +185,7 @@ def budget_table(result: dict[str, Any]) -> str:
         f"({fmt_interval(last['listed'] / rate * HOUR) if rate else '–'}) |",
         "| 5 plants added at hour {}: their devices read after | {} |".format(
             result["hours"] // 2 + 1, ", ".join(fmt_interval(v) for v in result["added_after"].values())),
+        f"| cycles in which the plant list or real-time data was withheld as stale | {result['withheld']} |",
         f"| simulation wall time | {result['wall']:.0f} s |",
         "", "Log lines about the budget (minute of the run: message):", ""]
     lines += [f"* {minute}: `{message}`" for minute, message in result["log"]] or ["* (none)"]

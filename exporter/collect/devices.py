@@ -97,6 +97,10 @@ class DeviceInventoryCollection(SpreadCollection):
         self.failed: dict[str, str] = {}
         self.read_calls: dict[str, int] = {}  # ps_id → list calls its next read is expected to cost
         self.failing = 0  # plants failed since the last one read, across runs
+        # Calls paid from the budget's spare part in the current clock hour (the backlog of plants never read,
+        # pages beyond the forecast): spare is per hour, not per cycle, so catching up never crowds out the list.
+        self.backlog_hour = -1
+        self.backlog_spent = 0
         # Plants first listed after the collection's first cycle, not read yet: they go before the rest of a
         # first pass (which takes days for a large fleet on a short budget), so a new plant is read next.
         self.listed: set[str] = set()
@@ -133,7 +137,7 @@ class DeviceInventoryCollection(SpreadCollection):
         self.schedule.forget(items)
         due = self._newcomers_first(items, self.schedule.due(items, cycle.now))
         tokens = self.bucket.refill(cycle.now, share.calls_per_hour)
-        allowance = int(tokens) + int(share.backlog_per_hour)
+        allowance = int(tokens) + self._backlog_left(cycle.now, share)
         chosen: list[str] = []
         cost = 0
         for plant in due:
@@ -145,6 +149,15 @@ class DeviceInventoryCollection(SpreadCollection):
             chosen.append(plant)
             cost += calls
         return chosen, cost, False
+
+    def _spare_left(self, now: float, share: Share) -> int:
+        hour = int(now // 3600)
+        if hour != self.backlog_hour:
+            self.backlog_hour, self.backlog_spent = hour, 0
+        return max(0, int(share.spare_per_hour) - self.backlog_spent)
+
+    def _backlog_left(self, now: float, share: Share) -> int:
+        return min(int(share.backlog_per_hour), self._spare_left(now, share))
 
     def _newcomers_first(self, items: list[str], due: list[str]) -> list[str]:
         first_cycle = not self.listed
@@ -213,12 +226,13 @@ class DeviceInventoryCollection(SpreadCollection):
             self.schedule.done(read, cycle.now, share.interval, stagger=whole)
             for plant in failed:
                 self.schedule.next_due[plant] = cycle.now + min(share.interval, FAILED_RETRY)
-            # The bucket pays what it holds, the budget's spare part (backlog) the rest of the plan. A plant bigger
-            # than the bucket ever holds, and pages beyond the plan (a plant bigger than forecast) when there is
-            # no spare part, are the bucket's debt, repaid by its refills: the share holds on average.
+            # The bucket pays what it holds, this hour's spare part (backlog) what exceeds it. A plant bigger than
+            # the bucket ever holds, and pages beyond both (a plant bigger than forecast), are the bucket's debt,
+            # repaid by its refills: the share holds on average.
             planned = expected if debt else min(expected, max(0, int(tokens)))
-            surprise = max(0, calls - expected) if share.backlog_per_hour < 1 else 0
-            self.bucket.spend(min(calls, planned) + surprise)
+            from_backlog = min(max(0, calls - planned), self._spare_left(cycle.now, share))
+            self.backlog_spent += from_backlog
+            self.bucket.spend(calls - from_backlog)
         return {"devices": self._publish(cycle, share)}
 
     def fetch(self, cycle: Cycle, items: list[str]) -> Published:  # pragma: no cover - run() is overridden

@@ -354,6 +354,28 @@ def test_plants_bigger_than_forecast_never_overrun_the_hour(clock: Clock) -> Non
     assert inventory.calls_per_pass(4) == 40
 
 
+def test_catching_up_never_crowds_out_the_plant_list(clock: Clock) -> None:
+    """A budget that carries everything at its wanted interval with little to spare (1,000 plants at 410 calls an
+    hour; 10,000 at 4,100 scale alike): the first inventory pass spends only the spare part of each clock hour,
+    so the plant list and real-time data keep their 5 minutes and never go stale."""
+    gateway = FakeGateway()
+    engine = make(gateway, clock, plants=1000, api_budget_per_hour=410)
+    lists, realtimes, devices = [], [], []
+    for _hour in range(3):
+        counts = (gateway.count(LIST), gateway.count(REALTIME), gateway.count(DEVICES))
+        for _ in range(12):
+            engine.refresh()
+            assert engine.state().up and engine.state().production is not None
+            clock.advance(300)
+        lists.append(gateway.count(LIST) - counts[0])
+        realtimes.append(gateway.count(REALTIME) - counts[1])
+        devices.append(gateway.count(DEVICES) - counts[2])
+        assert engine.stats.calls_this_hour(clock.now - 1) <= 410
+    assert lists == [120] * 3 and realtimes == [240] * 3  # every 5 minutes, every hour
+    share = engine.shares["devices"]
+    assert all(n <= share.calls_per_hour + share.spare_per_hour + 1 for n in devices)
+
+
 def test_a_short_budget_stretches_the_inventory_and_says_so(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     """500 plants at 50 calls an hour (10,000 at 1,000 scale alike): the list wants 60/h, the inventory's floor is
     5 calls an hour, so an inventory pass takes 100 hours. Logged once, shown as the interval, never overspent."""
