@@ -2,7 +2,7 @@
 """Benchmark the device collections at installer scale (issue 12's numbers). Two parts:
 
     python bench/devices.py budget [--plants 10000] [--budget 1000] [--hours 24]
-    python bench/devices.py scale  [--plants 10000] [--json results.json]
+    python bench/devices.py scale  [--plants 17000 --ps-type 4,5] [--quick] [--json results.json]
 
 * `budget`: what the exporter does when the device inventory does not fit the API budget. The exporter's engine
   and the simulator run in this process on one settable clock (the simulator answers through its request
@@ -208,10 +208,24 @@ DEVICES = {"inventory_interval": "3650d",  # the first pass reads every plant; n
            "realtime": {"enabled": True, "device_types": ["inverter"], "points": [1, 2, 24]}}
 
 
-def config_data(sim_url: str, tokens: dict[str, Any], devices: bool) -> dict[str, Any]:
+def config_data(sim_url: str, tokens: dict[str, Any], devices: bool, ps_type: str | None) -> dict[str, Any]:
     data = base.config_data(sim_url, tokens)
     data["accounts"][0]["devices"] = DEVICES if devices else {"enabled": False}
+    if ps_type:
+        data["accounts"][0]["ps_type"] = ps_type
     return data
+
+
+def picklable(state: Any) -> Any:
+    """The state with plain dicts for the read-only mappings, for the straightforward server's process."""
+    from dataclasses import replace
+
+    inventory, readings = state.devices, state.device_readings
+    if inventory is not None:
+        inventory = replace(inventory, plants=dict(inventory.plants), failed=dict(inventory.failed))
+    if readings is not None:
+        readings = replace(readings, devices=dict(readings.devices), point_names=dict(readings.point_names))
+    return replace(state, devices=inventory, device_readings=readings)
 
 
 class ReferenceDeviceCollector:
@@ -306,13 +320,14 @@ def calls_by_endpoint(api_requests: dict[tuple[str, str], int]) -> dict[str, int
     return dict(out)
 
 
-def in_process_refresh(sim_url: str, tokens: dict[str, Any], devices: bool, sim_pid: int) -> dict[str, Any]:
+def in_process_refresh(sim_url: str, tokens: dict[str, Any], devices: bool, ps_type: str | None,
+                       sim_pid: int) -> dict[str, Any]:
     """One full refresh in this process (the first: every plant's device list), its calls, CPU and renders."""
     from exporter.app import build_engine
     from exporter.config import parse_config
     from exporter.serve.exposition import account_data, device_families, plant_families
 
-    config = parse_config(config_data(sim_url, tokens, devices), env={})
+    config = parse_config(config_data(sim_url, tokens, devices, ps_type), env={})
     engine = build_engine(config.accounts[0], config)
     sim0, wall0, cpu0 = base.proc_cpu(sim_pid), time.perf_counter(), time.thread_time()
     engine.refresh(force=True)
@@ -360,11 +375,13 @@ def wait_ready(port: int, devices: bool, timeout: float = 900) -> bytes:
     raise RuntimeError("the exporter did not become ready")
 
 
-def scale_run(plants: int, devices: bool, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def scale_run(plants: int, devices: bool, ps_type: str | None, quick: bool,
+              log: Callable[[str], None]) -> dict[str, Any]:
     py = sys.executable
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs: list[subprocess.Popen[bytes]] = []
-    out: dict[str, Any] = {"plants": plants, "devices_on": devices, "calibration": base.calibrate()}
+    out: dict[str, Any] = {"plants": plants, "devices_on": devices, "ps_type": ps_type,
+                           "calibration": base.calibrate()}
     with tempfile.TemporaryDirectory(prefix="isolarcloud-bench-devices-") as tmp:
         try:
             sim_port = base.free_port()
@@ -380,18 +397,18 @@ def scale_run(plants: int, devices: bool, quick: bool, log: Callable[[str], None
             tokens = json.loads(tokens_file.read_text())
             sim_url = f"http://127.0.0.1:{sim_port}"
 
-            refresh = in_process_refresh(sim_url, tokens, devices, sim.pid)
+            refresh = in_process_refresh(sim_url, tokens, devices, ps_type, sim.pid)
             state = refresh.pop("state")
             out["refresh"] = refresh
             log(f"  in-process refresh: {refresh['wall']:.1f}s wall, {refresh['cpu']:.1f}s CPU, calls "
                 f"{refresh['calls']}, {refresh['devices']} devices, {refresh['read']} read in real time")
             state_path = Path(tmp, "state.pickle")
-            state_path.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+            state_path.write_bytes(pickle.dumps(picklable(state), protocol=pickle.HIGHEST_PROTOCOL))
             del state
 
             exp_port = base.free_port()
             config_path = Path(tmp, "config.yaml")
-            config_path.write_text(json.dumps(config_data(sim_url, tokens, devices)))
+            config_path.write_text(json.dumps(config_data(sim_url, tokens, devices, ps_type)))
             config_path.chmod(0o600)
             t0 = time.perf_counter()
             exporter = subprocess.Popen([py, "-m", "exporter", "--config.file", str(config_path),
@@ -478,7 +495,8 @@ def scale_table(results: list[dict[str, Any]]) -> str:
         a, b = r["scrape"].get(num), r["scrape"].get(den)
         return "–" if not a or not b or not a["n"] or not b["n"] else f"{a['p50'] / b['p50']:.2f}x"
 
-    head = [f"{r['plants']:,} plants, devices {'on' if r['devices_on'] else 'off'}" for r in results]
+    head = [f"{r['refresh']['listed']:,} plants listed, devices {'on' if r['devices_on'] else 'off'}"
+            for r in results]
     lines = ["| figure | " + " | ".join(head) + " |", "|---|" + "---:|" * len(results)]
 
     def row(label: str, f: Callable[[dict[str, Any]], str]) -> None:
@@ -530,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=1000, help="budget part: api_budget_per_hour")
     parser.add_argument("--hours", type=int, default=24, help="budget part: simulated hours")
     parser.add_argument("--quick", action="store_true", help="scale part: fewer rounds")
+    parser.add_argument("--ps-type", help="scale part: the account's ps_type filter, e.g. 4,5 for residential "
+                        "plants (about 3.3 devices each in the simulator; its utility plants have hundreds)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args(argv)
 
@@ -545,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for devices in (False, True):
             log(f"{args.plants} plants, devices {'on' if devices else 'off'}")
-            results.append(scale_run(args.plants, devices, args.quick, log))
+            results.append(scale_run(args.plants, devices, args.ps_type, args.quick, log))
         print(scale_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
