@@ -379,8 +379,9 @@ def account_config(sim_url: str, tokens: dict[str, Any], realtime: bool) -> dict
             "realtime": {"enabled": realtime, "batch_size": BATCH_SIZE},
             # The simulator on loopback is not the cloud: the benchmark measures the exporter, not the pace.
             "rate_limit": {"burst": 100_000, "per_second": 100_000},
-            # The plant list and real-time data: open faults and plant details are measured by bench/faults.py.
-            "faults": {"enabled": False}, "details": {"enabled": False}}
+            # The plant list and real-time data, comparable across versions: open faults and plant details are
+            # measured by bench/faults.py, the device collections by bench/devices.py.
+            "faults": {"enabled": False}, "details": {"enabled": False}, "devices": {"enabled": False}}
 
 
 def config_data(sim_url: str, tokens: dict[str, Any], realtime: bool = True) -> dict[str, Any]:

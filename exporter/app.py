@@ -18,6 +18,7 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 from . import __version__
 from .collect.collection import Collection
 from .collect.details import DetailsCollection
+from .collect.devices import DeviceInventoryCollection, DeviceRealtimeCollection
 from .collect.engine import AccountEngine, Settings
 from .collect.faults import FaultsCollection
 from .collect.plant_list import PlantListCollection
@@ -28,6 +29,7 @@ from .config import AccountConfig, Config, ConfigError
 from .data import AccountState
 from .fetch.auth import Auth, LoginAuth, OAuth2Auth, TokenFile, TokenFileError, WriteRecorder
 from .fetch.details import DetailApi
+from .fetch.devices import DeviceListApi, DeviceRealtimeApi
 from .fetch.faults import FaultApi
 from .fetch.pacing import Pace, Pacers
 from .fetch.plants import PlantListApi
@@ -66,6 +68,7 @@ def build_engine(account: AccountConfig, config: Config, clock: Callable[[], flo
                                        extra_points=account.realtime.extra_points), account, config, stats),
         DetailsCollection(DetailApi(session, install_power_unit=account.details.install_power_unit), account,
                           config, stats),
+        *device_collections(session, account, config, stats),
         QuotaCollection(CallInfoApi(session), account),
     ]
     settings = Settings(name=account.name, gateway=account.base_url, budget=account.api_budget_per_hour,
@@ -127,6 +130,19 @@ def _engine_key(account: AccountConfig, config: Config) -> tuple[AccountConfig, 
     but the account list, the warnings and the first scrapes' timeout). A reload restarts an account when this
     changes."""
     return account, replace(config, accounts=(), warnings=(), scrape_timeout=0.0)
+
+
+def device_collections(session: ApiSession, account: AccountConfig, config: Config,
+                       stats: Stats) -> list[Collection]:
+    """The device inventory and device real-time data, after the plant collections in priority."""
+    devices = account.devices
+    inventory = DeviceInventoryCollection(
+        DeviceListApi(session, page_size=devices.page_size, firmware=devices.firmware,
+                      device_types=devices.device_types), account, config, stats)
+    realtime = DeviceRealtimeCollection(
+        DeviceRealtimeApi(session, batch_size=devices.realtime.batch_size, points=devices.realtime.points),
+        inventory, account, config)
+    return [inventory, realtime]
 
 
 class Exporter:

@@ -230,7 +230,8 @@ def _demo_config(plants: int) -> tuple[Config, list[Any]]:
         "accounts": [
             {"name": "demo-oauth2", "base_url": oauth_sim.url,
              "auth": {"mode": "oauth2", "appkey": oauth_sim.appkey, "secret_key": oauth_sim.secret_key,
-                      "refresh_token": tokens["refresh_token"], "token_file": str(state / "demo-oauth2.json")}},
+                      "refresh_token": tokens["refresh_token"], "token_file": str(state / "demo-oauth2.json")},
+             "devices": {"firmware": True, "realtime": {"enabled": True}}},  # the device panels have data
             {"name": "demo-login", "base_url": login_sim.url,
              "auth": {"mode": "login", "appkey": login_sim.appkey, "secret_key": login_sim.secret_key,
                       "user_account": "demo@example.com", "user_password": "demo-password"}},

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .data import PS_TYPE_SLUGS
+from .data import DEVICE_TYPE_CODES, DEVICE_TYPE_SLUGS, PS_TYPE_SLUGS
 
 
 class ConfigError(Exception):
@@ -108,6 +108,27 @@ class DetailsConfig:
 
 
 @dataclass(frozen=True)
+class DeviceRealtimeConfig:
+    enabled: bool = False
+    device_types: tuple[int, ...] = (1,)  # inverters
+    points: tuple[str, ...] = ("1", "2", "24")  # the documented inverter points: daily yield, total yield, power
+    batch_size: int = 50
+    interval: float | None = None  # None: refresh_interval
+    min_budget_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class DevicesConfig:
+    enabled: bool = True
+    inventory_interval: float = 86400.0
+    page_size: int = 100
+    firmware: bool = False
+    device_types: tuple[int, ...] = ()  # the inventory's device_type_list filter; empty: every type
+    min_budget_share: float = 0.1
+    realtime: DeviceRealtimeConfig = field(default_factory=DeviceRealtimeConfig)
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     mode: str
     appkey: str
@@ -145,9 +166,9 @@ class AccountConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     api_budget_auto: bool = False  # `api_budget_per_hour: auto`: follow the quota getOpenApiCallInfo reports
     api_quota: ApiQuotaConfig = field(default_factory=ApiQuotaConfig)
-
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     details: DetailsConfig = field(default_factory=DetailsConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
 
 
 # The largest realistic answer is a legacy plant-list page at the largest page_size (1000 rows, ~1.7 MB; 170 kB at
@@ -414,6 +435,93 @@ def _rate_limit(data: Any, path: str) -> RateLimitConfig:
     return RateLimitConfig(burst=burst, per_second=float(rate), max_retry_after=max_retry_after)
 
 
+def _device_types(value: Any, key: str) -> tuple[int, ...]:
+    """Device types as Appendix 1 codes or their slugs (`inverter`, `battery`, ...); `unknown_<n>` names a type the
+    inventory reports that Appendix 1 does not document."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of device types (Appendix 1 codes or slugs such as inverter)")
+    codes: list[int] = []
+    for i, item in enumerate(value):
+        text = str(item).strip().lower()
+        undocumented = re.fullmatch(r"unknown_(\d{1,6})", text)
+        if isinstance(item, bool):
+            code = None
+        elif isinstance(item, int) or text.isdigit():
+            code = int(text) if int(text) in DEVICE_TYPE_SLUGS else None
+        elif undocumented:
+            code = int(undocumented.group(1))
+        else:
+            code = DEVICE_TYPE_CODES.get(text)
+        if code is None:
+            raise ConfigError(f"{key}[{i}]: {item!r} is not a device type of Appendix 1: give its code or slug "
+                              "(e.g. 1 or inverter, 14 or energy_storage_system, 43 or battery, 7 or meter); "
+                              "write unknown_<code> for an undocumented type the inventory reports")
+        if code not in codes:
+            codes.append(code)
+    return tuple(codes)
+
+
+def _point_ids(value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key}: expected a non-empty list of point ids")
+    points: list[str] = []
+    for i, item in enumerate(value):
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or len(text) > 12:
+            raise ConfigError(f"{key}[{i}]: expected a numeric point id, got {item!r}")
+        if text not in points:
+            points.append(text)
+    return tuple(points)
+
+
+def _device_realtime(data: Any, path: str) -> DeviceRealtimeConfig:
+    if data is None:
+        return DeviceRealtimeConfig()
+    section = _Section(data, path)
+    default = DeviceRealtimeConfig()
+    enabled = section.boolean("enabled", False)
+    types_raw = section.get("device_types")
+    device_types = (_device_types(types_raw, section.key("device_types")) if types_raw is not None
+                    else default.device_types)
+    if not device_types:
+        raise ConfigError(f"{section.key('device_types')}: must not be empty")
+    points_raw = section.get("points")
+    points = _point_ids(points_raw, section.key("points")) if points_raw is not None else default.points
+    batch_size = section.integer("batch_size", default.batch_size, minimum=1, maximum=1000)
+    interval_raw = section.get("interval")
+    interval = parse_duration(interval_raw, section.key("interval")) if interval_raw is not None else None
+    share = budget_share(section, "min_budget_share", default.min_budget_share)
+    section.finish()
+    return DeviceRealtimeConfig(enabled=enabled, device_types=device_types, points=points, batch_size=batch_size,
+                                interval=interval, min_budget_share=share)
+
+
+def _devices(data: Any, path: str) -> DevicesConfig:
+    if data is None:
+        return DevicesConfig()
+    section = _Section(data, path)
+    default = DevicesConfig()
+    enabled = section.boolean("enabled", True)
+    interval = parse_duration(section.get("inventory_interval", default.inventory_interval),
+                              section.key("inventory_interval"))
+    page_size = section.integer("page_size", default.page_size, minimum=1, maximum=1000)
+    firmware = section.boolean("firmware", False)
+    types_raw = section.get("device_types")
+    device_types = _device_types(types_raw, section.key("device_types")) if types_raw is not None else ()
+    share = budget_share(section, "min_budget_share", default.min_budget_share)
+    realtime = _device_realtime(section.get("realtime"), section.key("realtime"))
+    section.finish()
+    if realtime.enabled and not enabled:
+        raise ConfigError(f"{section.key('realtime.enabled')}: device real-time data needs the inventory "
+                          f"({section.key('enabled')} is false)")
+    missing = [t for t in realtime.device_types if device_types and t not in device_types]
+    if realtime.enabled and missing:
+        raise ConfigError(f"{section.key('realtime.device_types')}: {', '.join(map(str, missing))} not in "
+                          f"{section.key('device_types')}: the inventory would list no such devices")
+    return DevicesConfig(enabled=enabled, inventory_interval=interval, page_size=page_size, firmware=firmware,
+                         device_types=device_types, min_budget_share=share, realtime=realtime)
+
+
 def budget_share(section: _Section, name: str, default: float) -> float:
     """A fraction of the hourly budget, 0-0.9 (the plant list always keeps a part of it)."""
     value = section.get(name, default)
@@ -495,9 +603,13 @@ def _details(data: Any, path: str) -> DetailsConfig:
 def _check_shares(account: AccountConfig, path: str) -> None:
     """The shares guaranteed to the collections after the plant list must leave the list a part of the budget."""
     oauth = account.auth.mode == "oauth2"
+    devices = account.devices
     shares = {"realtime": account.realtime.min_budget_share if account.realtime.enabled and oauth else 0.0,
               "faults": account.faults.min_budget_share if account.faults.enabled else 0.0,
-              "details": account.details.min_budget_share if account.details.enabled and oauth else 0.0}
+              "details": account.details.min_budget_share if account.details.enabled and oauth else 0.0,
+              "devices": devices.min_budget_share if devices.enabled else 0.0,
+              "devices.realtime": devices.realtime.min_budget_share
+              if devices.enabled and devices.realtime.enabled else 0.0}
     quota = QUOTA_MIN_SHARE if not oauth and account.api_quota.enabled else 0.0
     total = sum(shares.values()) + quota
     if total > MAX_SHARES + 1e-9:
@@ -560,6 +672,7 @@ def _account(data: Any, path: str, env: dict[str, str], base_dir: Path) -> Accou
         api_quota=quota,
         faults=_faults(section.get("faults"), section.key("faults")),
         details=_details(section.get("details"), section.key("details")),
+        devices=_devices(section.get("devices"), section.key("devices")),
     )
     section.finish()
     _check_shares(account, path)

@@ -8,9 +8,10 @@ immutable once published, so a scrape can read it without locks while the next r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 
 # -- codes of the API, as readable slugs ------------------------------------------------------------------
 
@@ -222,6 +223,12 @@ class OpenFaults:
     taken_at: float
     generation: int
 
+    def device_fault_status(self) -> Mapping[str, int]:
+        """ps_key → 1 (an open fault) or 2 (an open alarm): what the open records say of each device, to keep
+        isolarcloud_device_fault_status current between device inventories (OpenDeviceFaults). Records beyond
+        faults.max_series are not held; they are the least important (notices, suggestions, newest alarms)."""
+        return worst_open_status(self.faults)
+
 
 @dataclass(frozen=True, slots=True)
 class PlantDetail:
@@ -241,6 +248,160 @@ class PlantDetails:
     plants: Mapping[str, PlantDetail]  # ps_id → detail
     taken_at: float  # the latest fetch; older plants' details are as old as their turn
     generation: int
+
+
+# -- devices: inventory and real-time points ------------------------------------------------------------------
+
+# dev_fault_status of the device list and device real-time data: 1 fault, 2 alarm, 4 normal (not 3, as for plants).
+DEVICE_FAULT, DEVICE_ALARM, DEVICE_NORMAL = 1, 2, 4
+# Slugs back to codes (configuration accepts either); `unknown_<n>` names an undocumented code.
+DEVICE_TYPE_CODES: Mapping[str, int] = MappingProxyType({name: code for code, name in DEVICE_TYPE_SLUGS.items()})
+
+
+def device_type_slug(code: int | None) -> str:
+    return slug(DEVICE_TYPE_SLUGS, code)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One device of a plant as the device list gives it. Strings are "" and codes None when the API gave none."""
+
+    ps_key: str  # <ps_id>_<device_type>_<channel>_<address>: the id device calls and fault records use
+    ps_id: str
+    device_sn: str
+    device_name: str
+    device_type_code: int | None
+    model: str  # device_model_code
+    factory_name: str
+    communication_dev_sn: str
+    fault_status: int | None  # dev_fault_status: 1 fault, 2 alarm, 4 normal
+    deployment_status: int | None  # dev_status: 0 not deployed, 1 deployed
+    claim_state: int | None  # claim_state (field table) or rel_state (recorded answers): 0 unclaimed, 1 claimed
+    firmware: tuple[tuple[str, str], ...] | None = None  # firmware_version_info, when asked for: (key, version)
+
+    @property
+    def device_type(self) -> str:
+        return device_type_slug(self.device_type_code)
+
+
+@dataclass(frozen=True)
+class PlantDevices:
+    """One plant's devices, from one complete read of its device list (all pages)."""
+
+    devices: tuple[Device, ...]
+    taken_at: float
+
+
+@dataclass(frozen=True)
+class DeviceInventory:
+    """The device-inventory collection's result. Plants are read one by one over the inventory interval, so each
+    plant's entry has its own age; a plant not read yet (or whose entry grew older than the collection's max age)
+    is absent, never an empty list."""
+
+    plants: Mapping[str, PlantDevices]  # ps_id → its devices
+    failed: Mapping[str, str]  # ps_id → why its last device-list read failed (its older entry, if any, is kept)
+    firmware: bool  # firmware versions were asked for
+    taken_at: float  # the collection's last successful run
+    generation: int
+
+
+@dataclass(frozen=True)
+class DeviceQuantity:
+    """A device point whose meaning and unit the documentation fixes, in base units."""
+
+    key: str  # the serve side names the metric isolarcloud_device_<key>
+    device_type: int
+    point_id: str
+    scale: float  # from the API's smallest unit (W, Wh) to the base unit
+    description: str
+    counter: bool = False
+
+
+# The documented inverter points [doc: getPVInverterRealTimeData table]; any other point is exported as it comes.
+DEVICE_QUANTITIES: tuple[DeviceQuantity, ...] = (
+    DeviceQuantity("power_watts", 1, "24", 1.0, "Inverter total active power (inverter point 24)."),
+    DeviceQuantity("energy_today_joules", 1, "1", _WH,
+                   "Inverter daily yield (inverter point 1); resets at the plant's local midnight."),
+    DeviceQuantity("energy_joules", 1, "2", _WH, "Inverter total yield (inverter point 2).", counter=True),
+)
+NAMED_DEVICE_POINTS = frozenset((q.device_type, q.point_id) for q in DEVICE_QUANTITIES)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReading:
+    """One device's answer in a device real-time pass."""
+
+    points: Mapping[str, float]  # point id → value as the API gives it (smallest unit); null points absent
+    fault_status: int | None  # dev_fault_status of the answer: as fresh as the pass
+    deployment_status: int | None
+    data_ts: float | None  # device_time: when the cloud last had data from the device (Unix time)
+
+
+@dataclass(frozen=True)
+class DeviceReadings:
+    """The device real-time collection's result, for the chosen device types."""
+
+    devices: Mapping[str, DeviceReading]  # ps_key → reading
+    point_names: Mapping[tuple[int, str], tuple[str, str]]  # (device type, point id) → (point_name, point_unit)
+    failed: frozenset[str]  # ps_keys the API listed as failed (fail_ps_key_list / illegal_ps_key_list)
+    taken_at: float
+    generation: int
+
+
+@runtime_checkable
+class OpenDeviceFaults(Protocol):
+    """What device state needs of the open-faults data (the faults collection's slot): the worst open record per
+    device, as of one pass over every open record of the account. Any published data object with these two
+    members is used to keep `isolarcloud_device_fault_status` current between inventories."""
+
+    taken_at: float
+
+    def device_fault_status(self) -> Mapping[str, int]:
+        """ps_key → 1 (an open fault) or 2 (an open alarm, no fault); devices without either are absent."""
+        ...
+
+
+class _FaultRecord(Protocol):
+    @property
+    def ps_key(self) -> str: ...
+
+    @property
+    def fault_type_code(self) -> int | None: ...
+
+
+def worst_open_status(records: Iterable[_FaultRecord]) -> dict[str, int]:
+    """Open fault records (fault_type 1 fault, 2 alarm; notices and suggestions leave a device's status alone) →
+    ps_key → the device status they imply: 1 when any fault is open, else 2. A helper for OpenDeviceFaults."""
+    worst: dict[str, int] = {}
+    for record in records:
+        code = record.fault_type_code
+        if code in (DEVICE_FAULT, DEVICE_ALARM) and record.ps_key:
+            worst[record.ps_key] = min(worst.get(record.ps_key, DEVICE_ALARM), code)
+    return worst
+
+
+def open_device_faults(state: AccountState) -> OpenDeviceFaults | None:
+    """The account's fresh open-faults data, if a collection publishes one (see OpenDeviceFaults)."""
+    for name in sorted(DATA_SLOTS):
+        data = getattr(state, name, None)
+        if isinstance(data, OpenDeviceFaults):
+            return data
+    return None
+
+
+def device_fault_status(device: Device, inventory_taken_at: float, reading: DeviceReading | None,
+                        readings_taken_at: float, open_status: Mapping[str, int] | None,
+                        open_taken_at: float) -> int | None:
+    """A device's fault status from the freshest source: its plant's inventory, the device real-time pass (for the
+    chosen device types) or the open-fault records (`open_status`, OpenDeviceFaults.device_fault_status() of one
+    pass over every open record). Open records say "fault" or "alarm"; a device without one in a pass newer than
+    the other sources is normal (4)."""
+    status, at = device.fault_status, inventory_taken_at
+    if reading is not None and reading.fault_status is not None and readings_taken_at >= at:
+        status, at = reading.fault_status, readings_taken_at
+    if open_status is not None and open_taken_at > at:
+        status = open_status.get(device.ps_key, DEVICE_NORMAL)
+    return status
 
 
 # -- health of an account, as a scrape sees it --------------------------------------------------------------
@@ -312,9 +473,11 @@ class AccountState:
     quota: ApiQuota | None = None
     faults: OpenFaults | None = None
     details: PlantDetails | None = None
+    devices: DeviceInventory | None = None
+    device_readings: DeviceReadings | None = None
 
 
 # The fields of AccountState holding published data: a collection publishes its objects under these names
 # (None in a state when missing or older than the collection's max_age). A new kind of data adds its field above
 # (default None) and its name here.
-DATA_SLOTS = frozenset({"plants", "production", "quota", "faults", "details"})
+DATA_SLOTS = frozenset({"plants", "production", "quota", "faults", "details", "devices", "device_readings"})

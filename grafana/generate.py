@@ -656,6 +656,7 @@ def fleet() -> dict[str, Any]:
                    "exporter's cache; should stay far below the scrape timeout).",
                    [target('scrape_duration_seconds{job="$job"}', "{{instance}}")], "s", w=12),
     ]
+    panels += device_fleet_panels()
     return dashboard(
         FLEET_UID, "iSolarCloud / Fleet",
         "Fleet overview of the plants exported by isolarcloud-exporter: states, map, production, exporter "
@@ -786,6 +787,7 @@ def plant() -> dict[str, Any]:
                                 *colored_cells())],
               w=12, h=8),
     ]
+    panels += device_plant_panels()
     return dashboard(
         PLANT_UID, "iSolarCloud / Plant",
         "One plant of isolarcloud-exporter: state, power, energy, battery.",
@@ -796,6 +798,113 @@ def plant() -> dict[str, Any]:
                         'label_values(isolarcloud_plant_info{job="$job", account=~"$account", ps_name="$plant"}, '
                         "ps_id)", description="Plant id (differs when names repeat)")],
         panels)
+
+
+# ----------------------------------------------------------------------------- devices (both dashboards)
+
+DEVICE_FAULT_STATUS = value_mapping({"1": ("Fault", "red"), "2": ("Alarm", "orange"), "4": ("Normal", "green")})
+DEVICE_FAULT_THRESHOLDS = thresholds((None, "red"), (2, "orange"), (4, "green"))
+DEPLOYMENT = value_mapping({"1": ("Deployed", "green"), "0": ("Not deployed", "orange")})
+# Labels of isolarcloud_device_info carried into device tables (the firmware ones exist with devices.firmware).
+DEVICE_INFO_LABELS = "device_sn, device_model, communication_dev_sn, lcd_version, m_version"
+
+
+def with_info(expr: str, selector: str) -> str:
+    """A per-device expression with the device's serial, model, logger and firmware labels joined in, so that
+    the rows of a device table have one label set."""
+    return (f"({expr})\n  * on (job, instance, account, ps_key) group_left ({DEVICE_INFO_LABELS})\n"
+            f"  isolarcloud_device_info{{{selector}}}")
+
+
+def device_table(title: str, description: str, targets: list[dict], values: dict[str, tuple[str, list]],
+                 selector_columns: list[str], **extra: Any) -> dict[str, Any]:
+    rename = {"device_name": "Device", "device_type": "Type", "device_model": "Model", "device_sn": "Serial",
+              "communication_dev_sn": "Logger", "lcd_version": "Firmware (ARM)", "m_version": "Firmware (comm.)",
+              "ps_name": "Plant", "ps_id": "Plant id", "account": "Account", "ps_key": "ps_key",
+              **{ref: name for ref, (name, _props) in values.items()}}
+    order = [*selector_columns, *values, "device_model", "device_sn", "lcd_version", "m_version",
+             "communication_dev_sn", "ps_key"]
+    overrides = [column(name, *props) for name, props in values.values()]
+    return table(title, description, targets, rename=rename, order=order, overrides=overrides, **extra)
+
+
+def device_plant_panels() -> list[dict[str, Any]]:
+    """The plant dashboard's device section: which device, in which state, producing what."""
+    state = [("mappings", DEVICE_FAULT_STATUS), ("thresholds", DEVICE_FAULT_THRESHOLDS), *colored_cells()]
+    return [
+        row("Devices"),
+        device_table(
+            "Devices", "The plant's devices from its device list (devices.inventory_interval): state (1 fault, 2 "
+            "alarm, 4 normal; kept current by device real-time data and open fault records where they exist), "
+            "deployment, and, for device types read in real time, power and energy today. Firmware columns need "
+            "devices.firmware.",
+            [target(with_info(f"isolarcloud_device_fault_status{{{PLANT}}}", PLANT), ref="A", instant=True,
+                    table=True),
+             target(with_info(f"isolarcloud_device_deployment_status{{{PLANT}}}", PLANT), ref="B", instant=True,
+                    table=True),
+             target(with_info(f"isolarcloud_device_power_watts{{{PLANT}}}", PLANT), ref="C", instant=True,
+                    table=True),
+             target(with_info(f"isolarcloud_device_energy_today_joules{{{PLANT}}} / 3600", PLANT), ref="D",
+                    instant=True, table=True)],
+            {"Value #A": ("State", state), "Value #B": ("Deployment", [("mappings", DEPLOYMENT)]),
+             "Value #C": ("Power", [("unit", "watt")]), "Value #D": ("Energy today", [("unit", "watth")])},
+            ["device_name", "device_type"], sort_by="Type", h=9),
+        timeseries("Power per inverter", "Each inverter's total active power (inverter point 24; needs "
+                   "devices.realtime for inverters).",
+                   [target(f"isolarcloud_device_power_watts{{{PLANT}}}", "{{device_name}}")], "watt", w=12),
+        state_timeline("Device states over time", "Each device's fault status (1 fault, 2 alarm, 4 normal) as "
+                       "the exporter saw it.", f"isolarcloud_device_fault_status{{{PLANT}}}", "{{device_name}}",
+                       DEVICE_FAULT_STATUS, DEVICE_FAULT_THRESHOLDS, w=12, h=8),
+        bargauge("Energy today per inverter", "Each inverter's daily yield (inverter point 1).",
+                 [target(f"isolarcloud_device_energy_today_joules{{{PLANT}}} / 3600", "{{device_name}}",
+                         instant=True)], "watth", w=8),
+        timeseries("Device points", "The other points of devices.realtime.points, in the API's units (see each "
+                   "series' unit).",
+                   [target(f"isolarcloud_device_point_value{{{PLANT}}}", "{{device_name}} {{point_name}} ({{unit}})")],
+                   w=16, soft_min=None),
+    ]
+
+
+def device_fleet_panels() -> list[dict[str, Any]]:
+    """The fleet dashboard's device section: how many devices, which are not normal, how current the inventory is."""
+    not_normal = [("mappings", DEVICE_FAULT_STATUS), ("thresholds", DEVICE_FAULT_THRESHOLDS), *colored_cells()]
+    return [
+        row("Devices"),
+        stat("Devices", "Devices in the device lists of the selected accounts' plants.",
+             f"count(isolarcloud_device_info{{{ACC}}}) or vector(0)", thr=BLUE),
+        stat("Devices in fault", "Devices whose fault status is 1 (fault).",
+             f"count(isolarcloud_device_fault_status{{{ACC}}} == 1) or vector(0)",
+             thr=thresholds((None, "green"), (1, "red")), color_mode="background"),
+        stat("Devices in alarm", "Devices whose fault status is 2 (alarm).",
+             f"count(isolarcloud_device_fault_status{{{ACC}}} == 2) or vector(0)",
+             thr=thresholds((None, "green"), (1, "orange")), color_mode="background"),
+        stat("Device inventory coverage", "Plants whose device list has been read, of all plants. Below 100 % "
+             "while a large fleet's first inventory pass is under way (it is spread over "
+             "devices.inventory_interval, stretched by the budget).",
+             f"count(isolarcloud_device_inventory_timestamp_seconds{{{ACC}}}) / sum(isolarcloud_plants{{{ACC}}})",
+             unit="percentunit", thr=thresholds((None, "orange"), (1, "green"))),
+        stat("Oldest device list", "Age of the oldest plant device list: about devices.inventory_interval, or "
+             "the stretched interval when the budget is short.",
+             f"max(time() - isolarcloud_device_inventory_timestamp_seconds{{{ACC}}})", unit="s", thr=BLUE),
+        stat("Device lists failing", "Plants whose last device-list read failed (their previous devices are kept).",
+             f"sum(isolarcloud_device_inventory_failed_plants{{{ACC}}})",
+             thr=thresholds((None, "green"), (1, "orange"))),
+        device_table(
+            "Devices not normal", "Devices in fault or alarm right now, with their plant. Click a row for the plant "
+            "dashboard.",
+            [target(with_info(f"isolarcloud_device_fault_status{{{ACC}}} != 4", ACC), ref="A", instant=True,
+                    table=True)],
+            {"Value #A": ("State", not_normal)},
+            ["ps_name", "ps_id", "account", "device_name", "device_type"], sort_by="State", w=16, h=10,
+            links=PLANT_LINK),
+        bargauge("Devices by type", "Device type (Appendix 1) as the device lists report it.",
+                 [target(f"count by (device_type) (isolarcloud_device_info{{{ACC}}})", "{{device_type}}",
+                         instant=True)], w=8, h=10),
+        timeseries("Device collection intervals", "Effective interval of the device inventory and device "
+                   "real-time data: the configured one, stretched when their share of the API budget is short.",
+                   [target(f'isolarcloud_collection_interval_seconds{{{ACC}, collection=~"devices|device_realtime"}}',
+                           "{{account}} {{collection}}")], "s", w=24, h=6),
+    ]
 
 
 DASHBOARDS = {"isolarcloud-fleet.json": fleet, "isolarcloud-plant.json": plant}

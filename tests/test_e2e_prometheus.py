@@ -61,6 +61,10 @@ QUIET_WHEN_HEALTHY = ("IsolarcloudExporterDown", "IsolarcloudExporterAbsent", "I
                       "IsolarcloudApiBudgetNearlyExhausted", "IsolarcloudRefreshTokenExpiringSoon")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
 
+# Both healthy accounts read device lists (with firmware) and inverter points, plus one more point (4, the
+# inverter's internal temperature) for the plant dashboard's "Device points".
+DEVICES = {"firmware": True, "realtime": {"enabled": True, "points": [1, 2, 24, 4]}}
+
 # (dashboard file, panel title) -> why the panel cannot have data on a fresh stack. Every other panel target
 # must return data. Empty: every panel is provable here (quota errors are provoked through the simulator).
 NO_DATA_EXPECTED: dict[tuple[str, str], str] = {}
@@ -159,11 +163,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "max_age": "30s",
             "http_timeout": "10s",
             "accounts": [
-                {"name": LOGIN, "base_url": main.url, "api_budget_per_hour": 100000, "auth": login_auth(main)},
+                {"name": LOGIN, "base_url": main.url, "api_budget_per_hour": 100000, "auth": login_auth(main),
+                 "devices": DEVICES},
                 {"name": OAUTH, "base_url": main.url, "api_budget_per_hour": 100000,
                  "auth": {"mode": "oauth2", "appkey": main.appkey, "secret_key": main.secret_key,
                           "refresh_token": main.issue_tokens()["refresh_token"]},
-                 "realtime": {"enabled": True, "extra_points": ["83012", "83016"]}},
+                 "realtime": {"enabled": True, "extra_points": ["83012", "83016"]}, "devices": DEVICES},
                 {"name": QUOTA, "base_url": quota.url, "api_budget_per_hour": 100000, "auth": login_auth(quota)},
             ],
         }
@@ -477,10 +482,13 @@ def test_device_fault_alert_names_the_device_and_the_fault(stack: Stack, tmp_pat
         assert labels["device_name"] == row["device_name"] and labels["ps_key"] == row["ps_key"]
         assert labels["device_type"] == "inverter" or labels["device_type"] == "plant"
         assert annotations["summary"] == f"iSolarCloud plant {ps_name}: {FAULT_NAME} on {row['device_name']}."
+        # The serial joins from the device inventory, where it knows the device.
+        serial = f"serial {labels['device_sn']}, " if labels.get("device_sn") else ""
+        assert labels["source"] == "fault_record"
         assert annotations["description"] == (
-            f"Device {row['device_name']} ({labels['device_type']}, {row['ps_key']}) of plant {ps_name} (ps_id "
-            f"{ps_id}) of account {labels['account']} reports the fault {FAULT_NAME} (code {labels['fault_code']}, "
-            f"level 1) since {since}.")
+            f"Device {row['device_name']} ({labels['device_type']}, {serial}{row['ps_key']}) of plant {ps_name} "
+            f"(ps_id {ps_id}) of account {labels['account']} reports the fault {FAULT_NAME} (code "
+            f"{labels['fault_code']}, level 1) since {since}.")
     assert next(a for a in firing if a["labels"]["account"] == OAUTH)["labels"]["fault_code"] == str(code)
 
     # The plant dashboard's open-faults table lists it; the fault-list stat says the lists are readable.
@@ -516,3 +524,86 @@ def test_device_fault_alert_names_the_device_and_the_fault(stack: Stack, tmp_pat
     while time.monotonic() < deadline and _alerts_named(stack, DEVICE_FAULT, ps_id=ps_id, fault_name=FAULT_NAME):
         time.sleep(0.2)
     assert _alerts_named(stack, DEVICE_FAULT, ps_id=ps_id, fault_name=FAULT_NAME) == [], "resolved when closed"
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def device_targets(board: dict) -> list[tuple[dict, dict]]:
+    """The device panels' targets: every query about devices or the device collections."""
+    return [(p, t) for p, t in targets(board) if "isolarcloud_device_" in t["expr"] or "device_realtime" in t["expr"]]
+
+
+def test_device_panels_and_alerts_on_a_real_prometheus(stack: Stack) -> None:
+    """The device section of both dashboards has data, and a device fault opened in the simulated cloud reaches
+    IsolarcloudDeviceFault (pending, then firing) through the device real-time pass, with the device's name and
+    serial in the alert."""
+    wait_until_scraped(stack)
+    stack.wait_for("device inventory", f'isolarcloud_device_info{{job="{JOB}", account="{OAUTH}"}}')
+    stack.wait_for("device points", f'isolarcloud_device_power_watts{{job="{JOB}", account="{OAUTH}"}}')
+    boards = dashboards()
+    fleet, plant = boards["isolarcloud-fleet.json"], boards["isolarcloud-plant.json"]
+    assert len(device_targets(fleet)) >= 9 and len(device_targets(plant)) >= 8
+
+    # ------------------------------------------------------------------ a device fault: pending, then firing
+    found = stack.query(f'(isolarcloud_device_fault_status{{job="{JOB}", account="{OAUTH}", '
+                        f'device_type="inverter"}} == 4)\n'
+                        f'  and on (ps_key) isolarcloud_device_power_watts{{job="{JOB}", account="{OAUTH}"}}')
+    candidates = sorted((r["metric"]["ps_key"], r["metric"]["ps_id"], r["metric"]["ps_name"],
+                         r["metric"]["device_name"]) for r in found
+                        if SAFE_NAME.match(r["metric"]["ps_name"]) and r["metric"].get("device_name"))
+    assert candidates, "a normal inverter with real-time data"
+    ps_key, ps_id, ps_name, device_name = candidates[0]
+    stack.main.open_fault(int(ps_id), 1, ps_key=ps_key)
+
+    def device_alerts() -> list[dict[str, Any]]:
+        return [a for a in stack.alerts() if a["labels"]["alertname"] == "IsolarcloudDeviceFault"
+                and a["labels"].get("ps_key") == ps_key and a["labels"]["account"] == OAUTH]
+
+    states: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "firing" not in states:
+        states += [a["state"] for a in device_alerts()]
+        time.sleep(0.2)
+    assert "pending" in states and states[-1] == "firing", f"states seen: {states}"
+    # One alert for the device, from its open fault record (which also set its fault status), naming the fault
+    # and, joined from the inventory, the device's serial.
+    firing_now = [a for a in device_alerts() if a["state"] == "firing"]
+    assert [a["labels"]["source"] for a in firing_now] == ["fault_record"]
+    alert = firing_now[0]
+    serial = next(d["device_sn"] for d in stack.main.devices_of(int(ps_id)) if d["ps_key"] == ps_key)
+    fault_name = alert["labels"]["fault_name"]
+    assert alert["labels"]["device_sn"] == serial and alert["labels"]["device_name"] == device_name
+    assert alert["annotations"]["summary"] == f"iSolarCloud plant {ps_name}: {fault_name} on {device_name}."
+    assert f"serial {serial}, {ps_key}" in alert["annotations"]["description"]
+    failing = [a["labels"] for a in stack.alerts() if a["labels"]["alertname"] == "IsolarcloudDeviceDataFailing"
+               and a["labels"].get("account") in HEALTHY]
+    assert failing == [], "the device collections of the healthy accounts work"
+
+    # ------------------------------------------------------------------ every device panel target has data
+    fleet_values = {"job": JOB, "account": ".*"}
+    outcomes = []
+    for panel, tgt in device_targets(fleet):
+        outcomes.append((f"fleet / {panel['title']} / {tgt['refId']}",
+                         substitute(tgt["expr"], {**BUILTIN_VARIABLES, **fleet_values})))
+    # The plant of the faulted inverter: it has inverters read in real time and a device list.
+    for account in HEALTHY:
+        variables_found = run_variables(stack, plant, {"job": JOB, "account": account, "plant": ps_name})
+        assert ps_id in variables_found["ps_id"]
+    plant_values = {"job": JOB, "account": OAUTH, "plant": ps_name, "ps_id": ps_id}
+    for panel, tgt in device_targets(plant):
+        outcomes.append((f"plant / {panel['title']} / {tgt['refId']}",
+                         substitute(tgt["expr"], {**BUILTIN_VARIABLES, **plant_values})))
+    missing = []
+    for where, expr in outcomes:
+        try:
+            if not stack.query(expr):
+                missing.append(f"{where}\n    {expr}")
+        except QueryError as exc:
+            missing.append(f"{where}: {exc}\n    {expr}")
+    assert missing == [], "device panel queries without data:\n" + "\n".join(missing)
+    # The devices table of the plant has one row per device, joined with its serial (and firmware labels).
+    rows = stack.query(substitute(device_targets(plant)[0][1]["expr"], {**BUILTIN_VARIABLES, **plant_values}))
+    assert {r["metric"]["ps_key"] for r in rows} == {d["ps_key"] for d in stack.main.devices_of(int(ps_id))}
+    assert all(r["metric"].get("device_sn") for r in rows)
+    assert all(r["metric"].get("lcd_version") for r in rows if r["metric"]["device_type"] == "inverter")

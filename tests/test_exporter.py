@@ -149,7 +149,8 @@ def test_access_token_is_refreshed_before_it_expires(make_sim, run_exporter) -> 
     s = make_sim(plants=5, seed=3, access_token_ttl=120)  # shorter than the 5-minute refresh margin
     # One call per cycle (the plant list): a token this short-lived is refreshed before every call.
     r = run_exporter({"accounts": [oauth_account(s, None, realtime={"enabled": False}, faults={"enabled": False},
-                                                 details={"enabled": False})]}, start=False)
+                                                 details={"enabled": False}, devices={"enabled": False})]},
+                     start=False)
     r.refresh_now()
     r.refresh_now()
     found = r.metrics()

@@ -141,7 +141,8 @@ def test_legacy_list_values_are_normalised_from_auto_scaled_units(make_sim, run_
 def test_budget_stretches_the_interval_for_a_large_fleet(make_sim, run_exporter) -> None:
     """10,000 plants want ceil(N/100) list pages + ceil(N/50) real-time batches every 5 minutes: far more than
     1000 calls an hour. The real-time collection keeps its floor (half the budget, the default
-    min_budget_share); the plant list gets the rest; both stretch, and together they fit the budget."""
+    min_budget_share), the device inventory its floor (a tenth); the plant list gets the rest; all stretch, and
+    together they fit the budget."""
     s = make_sim(plants=10_000, seed=27)
     # The plant list and real-time data alone; with open faults and plant details: tests/test_open_faults.py.
     r = run_exporter({"refresh_interval": 300, "accounts": [oauth_account(
@@ -153,7 +154,7 @@ def test_budget_stretches_the_interval_for_a_large_fleet(make_sim, run_exporter)
     list_calls, rt_calls = math.ceil(n / 100), math.ceil(n / 50)
     assert (s.count("queryPowerStationList"), s.count(REALTIME)) == (list_calls, rt_calls)
     list_interval = value(found, "isolarcloud_refresh_interval_seconds", account="oauth")
-    assert list_interval == pytest.approx(list_calls * 3600 / 500)
+    assert list_interval == pytest.approx(list_calls * 3600 / (1000 - 500 - 100))
     assert value(found, "isolarcloud_collection_interval_seconds", account="oauth",
                  collection="plants") == list_interval
     rt_interval = value(found, "isolarcloud_collection_interval_seconds", account="oauth", collection="realtime")
@@ -169,7 +170,8 @@ def test_budget_defers_a_refresh_that_would_exceed_the_hour(make_sim, run_export
     s = make_sim(plants=30, seed=28)
     clock = Clock(3600 * 400_000 + 60)
     account = oauth_account(s, None, page_size=10, api_budget_per_hour=10, realtime={"enabled": False},
-                            faults={"enabled": False}, details={"enabled": False})
+                            faults={"enabled": False}, details={"enabled": False},
+                            devices={"enabled": False})
     r = run_exporter({"refresh_interval": 1, "accounts": [account]}, clock=clock)
     r.wait_refreshed(1)
     found = r.metrics()

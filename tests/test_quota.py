@@ -16,7 +16,8 @@ def test_the_quota_is_exported_and_auto_follows_it(make_sim: Callable[..., Simul
     clock = Clock(1_750_000_000.0 // HOUR * HOUR + 60)
     sim = make_sim(plants=30, clock=clock, hourly_quota=150)
     running = run_exporter({"refresh_interval": 300, "accounts": [
-        login_account(sim, api_budget_per_hour="auto", page_size=10)]}, clock=clock, start=False)
+        login_account(sim, api_budget_per_hour="auto", page_size=10, devices={"enabled": False})]}, clock=clock,
+        start=False)
     running.refresh_now()
     found = running.metrics()
     assert value(found, "isolarcloud_api_quota_calls", account="login", period="hour") == 150

@@ -39,6 +39,7 @@ class Share:
     calls_per_hour: float  # for passes at the effective interval
     backlog_per_hour: float  # for catching up, on top
     interval: float  # effective interval of one pass: the wanted one, or longer when the share is short
+    spare_per_hour: float = 0.0  # what the budget had to spare before this collection's backlog was granted
 
     @property
     def total_per_hour(self) -> float:
@@ -61,6 +62,7 @@ def allocate(budget: float, demands: Sequence[Demand]) -> list[Share]:
         steady.append(floor + extra)
     shares = []
     for demand, want, got in zip(demands, wants, steady, strict=True):
+        spare = pool
         backlog = min(max(0.0, demand.backlog_calls), pool)
         pool -= backlog
         if want <= 0 or got >= want * (1 - 1e-9):
@@ -69,5 +71,5 @@ def allocate(budget: float, demands: Sequence[Demand]) -> list[Share]:
             interval = demand.calls_per_pass * 3600.0 / got
         else:
             interval = math.inf
-        shares.append(Share(demand.name, got, backlog, interval))
+        shares.append(Share(demand.name, got, backlog, interval, spare))
     return shares

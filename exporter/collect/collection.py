@@ -37,6 +37,13 @@ class Cycle:
 Published = Mapping[str, object]  # slot name → data object
 
 
+def max_age(configured: float | None, wanted: float, effective: float) -> float:
+    """How old a collection's data (or, for a spread collection, one item's) may grow before it is withheld: the
+    configured max_age, else 3 x the wanted interval; never less than 2 x the effective (budget-stretched)
+    interval, so that data does not vanish between two successful passes."""
+    return max(configured or 3 * wanted, 2 * effective)
+
+
 class Collection(ABC):
     name: ClassVar[str]
     slots: ClassVar[tuple[str, ...]]  # the data slots it publishes

@@ -24,7 +24,7 @@ from ..fetch.auth import Auth, OAuth2Auth
 from ..fetch.envelope import ApiError, CredentialError, DeniedError, QuotaError, TokenError
 from ..fetch.session import ApiSession
 from .budget import Share, allocate
-from .collection import Collection, Cycle
+from .collection import Collection, Cycle, max_age
 from .stats import Stats
 
 log = logging.getLogger(__name__)
@@ -151,9 +151,7 @@ class AccountEngine:
         return share if share is not None else Share(collection.name, 0.0, 0.0, interval)
 
     def _max_age(self, collection: Collection) -> float:
-        configured = self.settings.max_age or 3 * collection.wanted_interval()
-        # A budget-stretched interval must not make data vanish between two successful runs.
-        return max(configured, 2 * self._share(collection).interval)
+        return max_age(self.settings.max_age, collection.wanted_interval(), self._share(collection).interval)
 
     # -- scrape side ------------------------------------------------------------------------------------------
 

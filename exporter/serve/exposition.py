@@ -10,10 +10,11 @@ tests/golden/ hold it).
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
@@ -23,9 +24,31 @@ from prometheus_client.openmetrics import exposition as om_format
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..data import EMPTY, AccountState, OpenFaults, PlantDetails, PlantList, Production
+from ..data import (
+    EMPTY,
+    NAMED_DEVICE_POINTS,
+    AccountState,
+    Device,
+    DeviceReading,
+    OpenFaults,
+    PlantDetails,
+    PlantList,
+    Production,
+    device_fault_status,
+    open_device_faults,
+)
 from .metrics import (
     CONSUMPTION_TARIFF,
+    DEVICE_DATA_TIMESTAMP,
+    DEVICE_DEPLOYMENT_STATUS,
+    DEVICE_FAULT_STATUS,
+    DEVICE_INFO,
+    DEVICE_INVENTORY_FAILED,
+    DEVICE_INVENTORY_TIMESTAMP,
+    DEVICE_LABELS,
+    DEVICE_POINT_VALUE,
+    DEVICE_QUANTITY_FAMILIES,
+    DEVICE_REALTIME_FAILED,
     FAULT_ACTIVE,
     FEED_IN_TARIFF,
     LOGGER_INFO,
@@ -35,6 +58,7 @@ from .metrics import (
     POINT_VALUE_HELP,
     REALTIME_TIMESTAMP,
     REALTIME_TIMESTAMP_HELP,
+    DeviceFamily,
     SimpleFamily,
     StatusCollector,
     plant_label_values,
@@ -356,10 +380,167 @@ def _logger_lines(accounts: Sequence[tuple[str, PlantList, PlantDetails]]) -> It
                        f'sn="{_label(sn)}"}} {floatToGoString(enabled)}\n')
 
 
+# -- devices ------------------------------------------------------------------------------------------------
+
+
+def _device_header(family: DeviceFamily, openmetrics: bool) -> tuple[str, str]:
+    """(HELP and TYPE lines, sample name) of a family, as prometheus_client writes them in either format."""
+    sample = header = family.name
+    kind = family.kind
+    if kind == "counter":
+        sample += "_total"
+        header = family.name if openmetrics else sample
+    elif kind == "info":
+        sample += "_info"
+        header, kind = (family.name, "info") if openmetrics else (sample, "gauge")
+    return f"# HELP {header} {_help(family.help, openmetrics)}\n# TYPE {header} {kind}\n", sample
+
+
+def _escaped(value: str) -> str:
+    """_label, with a fast path for the usual value that needs no escaping."""
+    return _label(value) if ("\\" in value or "\n" in value or '"' in value) else value
+
+
+def _joined(names: Sequence[str], values: Mapping[str, str]) -> str:
+    """Already escaped label values in the given (sorted) order of names, as prometheus_client writes them."""
+    return ",".join(f'{name}="{values[name]}"' for name in names)
+
+
+@dataclass
+class _DeviceRow:
+    account: str
+    device: Device
+    values: dict[str, str]  # the DEVICE_LABELS, escaped
+    labels: str  # the same, rendered
+    fault: int | None
+    deployment: int | None
+    reading: DeviceReading | None
+
+
+DEVICE_NAMES = tuple(sorted(DEVICE_LABELS))
+POINT_NAMES = tuple(sorted((*DEVICE_LABELS, "point_id", "point_name", "unit")))
+
+
+def device_families(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:
+    """The per-device section: inventory families for every account with a fresh inventory, real-time families
+    for those with fresh readings too. Nothing at all (not even HELP lines) while no account has an inventory.
+    Series of a device carry its plant's current name; plants no longer listed have none. Label values are
+    escaped once per device, and each family's label names are sorted once: 30,000 devices take ~0.5 s."""
+    rows: list[_DeviceRow] = []
+    plants: list[tuple[str, float]] = []  # (labels, inventory taken_at) per inventoried plant
+    failed: list[tuple[str, float]] = []
+    realtime: list[tuple[str, float]] = []
+    names: dict[tuple[str, int, str], tuple[str, str]] = {}
+    for state in states:
+        inventory = state.devices
+        if state.plants is None or inventory is None:
+            continue
+        readings = state.device_readings
+        faults = open_device_faults(state)
+        open_status = faults.device_fault_status() if faults is not None else None
+        open_at = faults.taken_at if faults is not None else 0.0
+        read_at = readings.taken_at if readings is not None else 0.0
+        a = state.name  # account names need no escaping (the configuration restricts them)
+        failed.append((f'account="{a}"', len(inventory.failed)))
+        if readings is not None:
+            realtime.append((f'account="{a}"', len(readings.failed)))
+            for (code, point_id), named in readings.point_names.items():
+                names[(a, code, point_id)] = named
+        for plant in state.plants.plants:
+            entry = inventory.plants.get(plant.ps_id)
+            if entry is None:
+                continue
+            ps_id, ps_name = _escaped(plant.ps_id), _escaped(plant.ps_name)
+            plants.append((f'account="{a}",ps_id="{ps_id}",ps_name="{ps_name}"', entry.taken_at))
+            for device in entry.devices:
+                reading = readings.devices.get(device.ps_key) if readings is not None else None
+                values = {"account": a, "ps_id": ps_id, "ps_name": ps_name, "ps_key": _escaped(device.ps_key),
+                          "device_name": _escaped(device.device_name), "device_type": device.device_type}
+                deployment = device.deployment_status
+                if reading is not None and reading.deployment_status is not None and read_at >= entry.taken_at:
+                    deployment = reading.deployment_status
+                rows.append(_DeviceRow(
+                    a, device, values, _joined(DEVICE_NAMES, values),
+                    device_fault_status(device, entry.taken_at, reading, read_at, open_status, open_at),
+                    deployment, reading))
+    if not failed:
+        return
+
+    codes: dict[float, str] = {}  # the few values of codes (status, 1 of info); never a -0.0, which equals 0.0
+
+    def family(spec: DeviceFamily, samples: Iterable[tuple[str, float | None]], coded: bool = False) -> Iterator[str]:
+        head, sample = _device_header(spec, openmetrics)
+        out = [head]
+        for count, (labels, value) in enumerate(samples, start=1):
+            if value is not None:
+                if coded:
+                    text = codes.get(value)
+                    if text is None:
+                        text = codes[value] = floatToGoString(value)
+                else:
+                    text = floatToGoString(value)
+                out.append(f"{sample}{{{labels}}} {text}\n")
+            if count % PIECE == 0:
+                yield "".join(out)
+                out = []
+        if out:
+            yield "".join(out)
+
+    info_names: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def info(row: _DeviceRow) -> tuple[str, float]:
+        d = row.device
+        values = {**row.values, "device_sn": _escaped(d.device_sn), "device_model": _escaped(d.model),
+                  "factory_name": _escaped(d.factory_name), "communication_dev_sn": _escaped(d.communication_dev_sn),
+                  "claim_state": "" if d.claim_state is None else str(d.claim_state)}
+        firmware = d.firmware or ()
+        for key, version in firmware:
+            values[key] = _escaped(version)
+        keys = tuple(key for key, _version in firmware)
+        order = info_names.get(keys)
+        if order is None:
+            order = info_names[keys] = tuple(sorted(values))
+        return _joined(order, values), 1.0
+
+    yield from family(DEVICE_INFO, (info(r) for r in rows), coded=True)
+    yield from family(DEVICE_FAULT_STATUS, ((r.labels, r.fault) for r in rows), coded=True)
+    yield from family(DEVICE_DEPLOYMENT_STATUS, ((r.labels, r.deployment) for r in rows), coded=True)
+    yield from family(DEVICE_INVENTORY_TIMESTAMP, plants)
+    yield from family(DEVICE_INVENTORY_FAILED, failed)
+    if not realtime:
+        return
+    read = [r for r in rows if r.reading is not None]
+    for spec, quantity in DEVICE_QUANTITY_FAMILIES:
+        yield from family(spec, (
+            (r.labels, _scaled(r.reading.points.get(quantity.point_id), quantity.scale))  # type: ignore[union-attr]
+            for r in read if r.device.device_type_code == quantity.device_type))
+    yield from family(DEVICE_DATA_TIMESTAMP, ((r.labels, r.reading.data_ts) for r in read))  # type: ignore[union-attr]
+
+    def points(row: _DeviceRow) -> Iterator[tuple[str, float | None]]:
+        code = row.device.device_type_code
+        for point_id, value in row.reading.points.items():  # type: ignore[union-attr]
+            if (code, point_id) in NAMED_DEVICE_POINTS:
+                continue
+            point_name, unit = names.get((row.account, code or 0, point_id), ("", ""))
+            values = {**row.values, "point_id": _escaped(point_id), "point_name": _escaped(point_name),
+                      "unit": _escaped(unit)}
+            yield _joined(POINT_NAMES, values), value
+
+    yield from family(DEVICE_POINT_VALUE, (sample for r in read for sample in points(r)))
+    yield from family(DEVICE_REALTIME_FAILED, realtime)
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    if value is None:
+        return None
+    scaled = value * scale
+    return scaled if math.isfinite(scaled) else None
+
+
 # The cached part of /metrics, in order: each renders its families from the accounts' data (never from the
 # per-scrape status). A new kind of data (faults, details, devices) adds its renderer here.
 SECTIONS: tuple[Callable[[Sequence[AccountState], bool], Iterator[str]], ...] = (
-    _plant_section, _realtime_timestamp_section, fault_families, detail_families)
+    _plant_section, _realtime_timestamp_section, fault_families, detail_families, device_families)
 
 
 def cached_section(states: Sequence[AccountState], openmetrics: bool) -> Iterator[str]:

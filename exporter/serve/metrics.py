@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from .. import __version__
-from ..data import QUANTITIES, AccountState, Plant
+from ..data import DEVICE_QUANTITIES, QUANTITIES, AccountState, DeviceQuantity, Plant
 
 PLANT_LABELS = ("account", "ps_id", "ps_name", "ps_type")
 CACHED = " Cached: refreshed from the iSolarCloud plant list at most every refresh interval."
@@ -282,6 +282,8 @@ class ConfigCollector(Collector):
         yield GaugeMetricFamily("isolarcloud_config_last_reload_success_timestamp_seconds",
                                 "When the configuration was last loaded successfully, at start-up or by a reload "
                                 "(Unix time).", value=at)
+
+
 def quota_families(states: Sequence[AccountState]) -> Iterator[Metric]:
     """The app's quota as getOpenApiCallInfo reports it (login apps), beside the budget; absent when unknown."""
     limit = GaugeMetricFamily("isolarcloud_api_quota_calls",
@@ -301,3 +303,52 @@ def quota_families(states: Sequence[AccountState]) -> Iterator[Metric]:
             if spent is not None:
                 used.add_metric([s.name, period], spent)
     yield from (limit, used)
+
+
+# -- devices (rendered by exposition.device_families) ---------------------------------------------------------
+
+INVENTORY_CACHED = (" Cached: from the plant's device list, read once per devices.inventory_interval (see "
+                    "isolarcloud_device_inventory_timestamp_seconds).")
+DEVICE_CACHED = " Cached: from the device real-time pass, at most every devices.realtime.interval."
+# Labels of every per-device series; `device_type` is a slug of Appendix 1 (data.DEVICE_TYPE_SLUGS).
+DEVICE_LABELS = ("account", "ps_id", "ps_name", "ps_key", "device_name", "device_type")
+# isolarcloud_device_info's own labels; with devices.firmware also data.Device.firmware's keys.
+DEVICE_INFO_LABELS = ("device_sn", "device_model", "factory_name", "communication_dev_sn", "claim_state")
+
+
+@dataclass(frozen=True)
+class DeviceFamily:
+    name: str  # without the _total/_info suffix that the exposition format adds
+    help: str
+    kind: str  # gauge, counter or info
+
+
+DEVICE_INFO = DeviceFamily(
+    "isolarcloud_device", "Device metadata, value 1: serial, model, manufacturer, logger serial, claim state "
+    "(0 unclaimed, 1 claimed), firmware versions when devices.firmware is on." + INVENTORY_CACHED, "info")
+DEVICE_FAULT_STATUS = DeviceFamily(
+    "isolarcloud_device_fault_status", "Device fault status: 1 fault, 2 alarm, 4 normal, from the freshest of the "
+    "device list, the device real-time pass and the open fault records.", "gauge")
+DEVICE_DEPLOYMENT_STATUS = DeviceFamily(
+    "isolarcloud_device_deployment_status", "Device deployment (dev_status; not online/offline): 1 deployed, 0 not "
+    "deployed, from the fresher of the device list and the device real-time pass.", "gauge")
+DEVICE_INVENTORY_TIMESTAMP = DeviceFamily(
+    "isolarcloud_device_inventory_timestamp_seconds", "When the plant's device list was last read completely "
+    "(Unix time); a plant whose list was never read has no series.", "gauge")
+DEVICE_INVENTORY_FAILED = DeviceFamily(
+    "isolarcloud_device_inventory_failed_plants", "Plants whose last device-list read failed (their previous "
+    "inventory is kept until the devices collection's max_age).", "gauge")
+DEVICE_DATA_TIMESTAMP = DeviceFamily(
+    "isolarcloud_device_data_timestamp_seconds", "When the cloud last had data from the device (device_time, Unix "
+    "time)." + DEVICE_CACHED, "gauge")
+DEVICE_POINT_VALUE = DeviceFamily(
+    "isolarcloud_device_point_value", "Device point from devices.realtime.points, as the API gives it (no unit "
+    "conversion; see the unit label); points with a metric of their own are exported under that name."
+    + DEVICE_CACHED, "gauge")
+DEVICE_REALTIME_FAILED = DeviceFamily(
+    "isolarcloud_device_realtime_failed_devices", "Devices the last device real-time pass listed as failed "
+    "(fail_ps_key_list): no values for them in that pass.", "gauge")
+DEVICE_QUANTITY_FAMILIES: tuple[tuple[DeviceFamily, DeviceQuantity], ...] = tuple(
+    (DeviceFamily("isolarcloud_device_" + q.key, q.description + " Base units; absent when the API gives no value."
+                  + DEVICE_CACHED, "counter" if q.counter else "gauge"), q)
+    for q in DEVICE_QUANTITIES)

@@ -36,6 +36,7 @@ def make(gateway: FakeGateway, clock: Clock, plants: int = 25, **account: Any) -
     gateway.handlers.setdefault(REALTIME, realtime_answers)
     gateway.handlers.setdefault("refreshToken", token_answers())
     top = {k: account.pop(k) for k in ("refresh_interval", "max_age") if k in account}
+    account.setdefault("devices", {"enabled": False})  # these specify the plant collections; devices: test_devices*
     config = parse_config({"refresh_interval": 300, **top, "accounts": [{
         "name": "a", "base_url": "http://gateway.invalid", **account,
         "auth": {"mode": "oauth2", "appkey": "APPKEY", "secret_key": "SECRET", "refresh_token": "r0"}}]}, env={})

@@ -94,6 +94,8 @@ def make(gateway: FakeGateway, clock: Clock, *, mode: str = "oauth2", plants: li
                 "user_password": "p"}
     gateway.handlers.setdefault(DETAILS, detail_answers())
     account.setdefault("realtime", {"enabled": False})
+    account.setdefault("devices", {"enabled": False})  # specified in tests/unit/test_devices.py
+    account.setdefault("api_quota", {"enabled": False})  # specified in tests/unit/test_quota.py
     top = {k: account.pop(k) for k in ("refresh_interval", "max_age") if k in account}
     config = parse_config({"refresh_interval": 300, **top, "accounts": [{
         "name": "a", "base_url": "http://gateway.invalid", **account, "auth": auth}]}, env={})
@@ -409,15 +411,17 @@ def test_at_10000_plants_faults_and_details_get_their_want_and_the_list_the_rest
 ])
 def test_configuration_errors_name_the_key(account: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config({"accounts": [{"name": "a", "base_url": "http://x.invalid", **account, "auth": {
-            "mode": "oauth2", "appkey": "k", "secret_key": "s", "refresh_token": "r"}}]}, env={})
+        parse_config({"accounts": [{"name": "a", "base_url": "http://x.invalid", "devices": {"enabled": False},
+                                    **account, "auth": {"mode": "oauth2", "appkey": "k", "secret_key": "s",
+                                                        "refresh_token": "r"}}]}, env={})
     assert key in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_shares_of_disabled_collections_do_not_count() -> None:
     config = parse_config({"accounts": [{"name": "a", "base_url": "http://x.invalid", "auth": {
         "mode": "oauth2", "appkey": "k", "secret_key": "s", "refresh_token": "r"},
-        "realtime": {"min_budget_share": 0.8}, "faults": {"enabled": False}, "details": {"min_budget_share": 0.1}}]},
+        "realtime": {"min_budget_share": 0.8}, "faults": {"enabled": False}, "details": {"min_budget_share": 0.1},
+        "devices": {"enabled": False}}]},
         env={})
     assert config.accounts[0].faults.enabled is False
 

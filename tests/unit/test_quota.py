@@ -33,6 +33,7 @@ def make(gateway: FakeGateway, clock: Clock, **account: Any) -> AccountEngine:
     gateway.handlers.setdefault("getPowerStationList", paged_list([plant_row(1000 + i) for i in range(5)],
                                                                    total_key="rowCount", page_key="curPage"))
     account.setdefault("faults", {"enabled": False})  # the quota collection alone beside the plant list
+    account.setdefault("devices", {"enabled": False})
     config = parse_config({"refresh_interval": 300, "accounts": [{
         "name": "l", "base_url": "http://gateway.invalid", **account,
         "auth": {"mode": "login", "appkey": "A", "secret_key": "S", "user_account": "u", "user_password": "p"}}]},
@@ -122,6 +123,7 @@ def test_oauth2_apps_have_no_quota_call(clock: Clock) -> None:
     config["accounts"][0]["api_budget_per_hour"] = 900
     config["accounts"][0]["faults"] = {"enabled": False}
     config["accounts"][0]["details"] = {"enabled": False}
+    config["accounts"][0]["devices"] = {"enabled": False}
     account = parse_config(config, env={}).accounts[0]
     gateway = FakeGateway({"queryPowerStationList": paged_list([plant_row(1)]),
                            "getPowerStationRealTimeData": lambda body: ok({"device_point_list": []}),
