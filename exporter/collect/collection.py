@@ -161,6 +161,8 @@ class SpreadCollection(Collection):
     def __init__(self) -> None:
         self.schedule = ItemSchedule()
         self.bucket = TokenBucket()
+        self._backlog_hour = -1  # the clock hour of _backlog_spent
+        self._backlog_spent = 0  # calls spent on the backlog in that hour, beyond the bucket
 
     @abstractmethod
     def items(self, cycle: Cycle) -> list[str]:
@@ -186,10 +188,18 @@ class SpreadCollection(Collection):
         items = self.items(cycle)
         self.schedule.forget(items)
         due = self.schedule.due(items, cycle.now)
-        # Steady passes spend what the bucket holds; a backlog (items never fetched) may also spend, at once,
-        # what the budget has to spare this hour: the allocation grants it only from what nobody else needs.
-        calls = int(self.bucket.refill(cycle.now, share.calls_per_hour)) + int(share.backlog_per_hour)
+        # Steady passes spend what the bucket holds; a backlog (items never fetched) may also spend what the
+        # budget has to spare, once per clock hour: the allocation grants it per hour, from what nobody else needs.
+        calls = int(self.bucket.refill(cycle.now, share.calls_per_hour)) + self._backlog_left(cycle.now, share)
         return due[:calls * self.items_per_call]
+
+    def _backlog_left(self, now: float, share: Share) -> int:
+        """The backlog's calls now: what it wants, within what the budget has to spare in this clock hour once
+        (what was spent on it earlier this hour counts)."""
+        hour = int(now // 3600)
+        if hour != self._backlog_hour:
+            self._backlog_hour, self._backlog_spent = hour, 0
+        return min(int(share.backlog_per_hour), max(0, int(share.spare_per_hour) - self._backlog_spent))
 
     def planned_calls(self, cycle: Cycle, share: Share) -> int:
         return math.ceil(len(self._selection(cycle, share)) / self.items_per_call)
@@ -199,6 +209,9 @@ class SpreadCollection(Collection):
         first_pass = not self.schedule.next_due
         published = self.fetch(cycle, chosen)
         calls = math.ceil(len(chosen) / self.items_per_call)
-        self.bucket.spend(min(calls, max(0.0, self.bucket.tokens)))  # the backlog's calls are not the bucket's
+        from_bucket = min(calls, int(max(0.0, self.bucket.tokens)))
+        self.bucket.spend(from_bucket)
+        self._backlog_left(cycle.now, share)  # starts a new hour's count when the hour changed
+        self._backlog_spent += calls - from_bucket
         self.schedule.done(chosen, cycle.now, share.interval, stagger=first_pass)
         return published

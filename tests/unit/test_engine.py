@@ -252,3 +252,17 @@ def test_shares_shown_per_collection(clock: Clock) -> None:
     assert shares["plants"] == (500, pytest.approx(100 * HOUR / 500))
     assert shares["realtime"] == (500, pytest.approx(200 * HOUR / 500))
     assert isinstance(engine.shares["plants"], Share)
+
+
+def test_a_backlog_spends_the_spare_budget_once_an_hour_not_once_a_cycle(clock: Clock) -> None:
+    """2,000 plants, budget 300/h: the list wants 240/h, details' steady pass 4/h; the 56/h to spare pay for the
+    details' backlog (100 calls) at most once per clock hour, so the list never waits for the next hour."""
+    engine, details = _spread_engine(FakeGateway(), clock, plants=2000, budget=300)
+    clock.now = 1001 * HOUR  # the start of a clock hour
+    for _ in range(12):
+        engine.refresh()
+        clock.advance(300)
+    calls = len(details.fetched)
+    assert 50 <= calls <= 60  # the spare budget of one hour (55), plus the bucket's few
+    assert engine.stats.calls_this_hour(clock.now - 1) <= 300
+    assert engine.runs["plants"].next_due <= clock.now  # never deferred to the next hour
