@@ -148,7 +148,8 @@ def test_budget_stretches_the_interval_for_a_large_fleet(make_sim, run_exporter)
     r = run_exporter({"refresh_interval": 300, "accounts": [oauth_account(
         s, None, faults={"enabled": False}, details={"enabled": False})]}, start=False)
     r.refresh_now()
-    found = r.metrics()
+    found = r.metrics_of("isolarcloud_plants", "isolarcloud_refresh_interval_seconds", "isolarcloud_collection",
+                         "isolarcloud_api_calls_current_hour")
     n = len(listed_ids(s))
     assert value(found, "isolarcloud_plants", account="oauth") == n
     list_calls, rt_calls = math.ceil(n / 100), math.ceil(n / 50)
