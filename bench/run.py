@@ -378,7 +378,7 @@ def account_config(sim_url: str, tokens: dict[str, Any], realtime: bool) -> dict
                      "secret_key": "demo-secret-key", "access_token": tokens["access_token"]},
             "realtime": {"enabled": realtime, "batch_size": BATCH_SIZE},
             # The simulator on loopback is not the cloud: the benchmark measures the exporter, not the pace.
-            "rate_limit": {"burst": 100_000, "per_second": 100_000},
+            "rate_limit": {"burst": 10_000, "per_second": 10_000},
             # The plant list and real-time data, comparable across versions: open faults and plant details are
             # measured by bench/faults.py, the device collections by bench/devices.py.
             "faults": {"enabled": False}, "details": {"enabled": False}, "devices": {"enabled": False}}

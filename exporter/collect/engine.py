@@ -25,7 +25,7 @@ from ..fetch.envelope import ApiError, CredentialError, DeniedError, QuotaError,
 from ..fetch.session import ApiSession
 from .budget import Share, allocate
 from .collection import Collection, Cycle, max_age
-from .stats import Stats
+from .stats import Stats, VersionedLock
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,11 @@ class AccountEngine:
         self.collections = list(collections)
         self.stats = stats
         self.clock = clock
-        self.lock = threading.Lock()
-        self.done = threading.Condition(self.lock)
+        self.lock = VersionedLock()  # every change of the engine's state is made under it; state() reads raw
+        self.done = threading.Condition(self.lock)  # type: ignore[arg-type]
+        # The last state() and what it depends on: (lock and stats versions, clock hour, token expiries), the
+        # time it turns (a slot going stale, a back-off ending), the state. Scrapes reuse it while nothing moved.
+        self._state_cache: tuple[tuple[object, ...], float, AccountState] | None = None
         self.runs = {c.name: _Run() for c in self.collections}
         unknown = {slot for c in self.collections for slot in c.slots} - DATA_SLOTS
         if unknown:  # every slot a collection publishes is a field of AccountState, so the serve side sees it
@@ -161,7 +164,8 @@ class AccountEngine:
     def trigger(self) -> None:
         """Start a background cycle when a collection is due; returns at once."""
         now = self.clock()
-        with self.lock:
+        # Every scrape looks: under the raw lock, so that looking does not count as a change (see state()).
+        with self.lock.raw:
             if self.running or self.closed:
                 return
             if self.backoff_until > now and self.auth.renewed():
@@ -169,6 +173,7 @@ class AccountEngine:
                 self.backoff_until = 0.0
                 for run in self.runs.values():
                     run.next_due = min(run.next_due, now)
+                self.lock.version += 1
             elif now < self.due_at() or now < self.backoff_until:
                 return
             self.running = True
@@ -176,6 +181,8 @@ class AccountEngine:
 
     def wait_first(self, deadline: float) -> None:
         """Block until the first cycle has finished, or until `deadline` (monotonic)."""
+        if self.attempted:  # every scrape after the first: no lock needed to read a flag that only turns True
+            return
         with self.lock:
             while not self.attempted:
                 remaining = deadline - time.monotonic()
@@ -187,34 +194,51 @@ class AccountEngine:
         entry = self.slots.get(slot)
         return entry[1] if entry is not None else None
 
-    def _fresh(self, slot: str, now: float) -> object | None:
+    def _fresh(self, slot: str, now: float, max_ages: dict[str, float] | None = None) -> object | None:
         entry = self.slots.get(slot)
         if entry is None:
             return None
         producer, data = entry
-        collection = next(c for c in self.collections if c.name == producer)
-        taken_at = getattr(data, "taken_at", 0.0)
-        return data if now - taken_at <= self._max_age(collection) else None
+        max_age = (max_ages[producer] if max_ages is not None
+                   else self._max_age(next(c for c in self.collections if c.name == producer)))
+        return data if now - getattr(data, "taken_at", 0.0) <= max_age else None
 
     def state(self) -> AccountState:
         now = self.clock()
-        with self.lock:
+        key = (self.lock.version, self.stats.lock.version, int(now // 3600),
+               tuple(sorted(self.auth.expiries().items())))
+        cached = self._state_cache
+        if cached is not None and cached[0] == key and now < cached[1]:
+            return cached[2]
+        state, turns = self._state(now)
+        self._state_cache = (key, turns, state)
+        return state
+
+    def _state(self, now: float) -> tuple[AccountState, float]:
+        """The state at `now`, and when it would change by the clock alone."""
+        with self.lock.raw:
             primary = self.runs[self.primary.name]
-            plants = self._fresh("plants", now)
+            # Computed once per scrape: each collection's max_age and share, each slot's freshness.
+            max_ages = {c.name: self._max_age(c) for c in self.collections}
+            fresh = {slot: self._fresh(slot, now, max_ages) for slot in self.slots}
+            plants = fresh.get("plants")
             collections = []
             for c in self.collections:
                 if not c.enabled():
                     continue
                 run, share = self.runs[c.name], self._share(c)
-                fresh = all(self._fresh(slot, now) is not None for slot in c.slots
-                            if self.slots.get(slot, ("",))[0] == c.name)
+                current = all(fresh[slot] is not None for slot in c.slots
+                              if slot in fresh and self.slots[slot][0] == c.name)
                 collections.append(CollectionState(
-                    name=c.name, up=run.up and run.last_success is not None and fresh,
+                    name=c.name, up=run.up and run.last_success is not None and current,
                     interval=share.interval, wanted_interval=c.wanted_interval(),
-                    calls_per_hour=share.total_per_hour, max_age=self._max_age(c),
+                    calls_per_hour=share.total_per_hour, max_age=max_ages[c.name],
                     last_success=run.last_success, last_attempt=run.last_attempt, last_error=run.last_error,
                     next_due=max(run.next_due, self.backoff_until) if run.last_attempt is not None else None))
-            data = {slot: self._fresh(slot, now) for slot in DATA_SLOTS if slot != "plants"}
+            data = {slot: fresh.get(slot) for slot in DATA_SLOTS if slot != "plants"}
+            turns = min([getattr(self.slots[slot][1], "taken_at", 0.0) + max_ages[self.slots[slot][0]]
+                         for slot, value in fresh.items() if value is not None]
+                        + [self.backoff_until if self.backoff_until > now else math.inf])
             next_attempt = max(self.due_at(), self.backoff_until)
             return AccountState(
                 name=self.name,
@@ -230,13 +254,13 @@ class AccountEngine:
                 duration=self.duration,
                 backoff_until=self.backoff_until if self.backoff_until > now else 0.0,
                 interval=self._share(self.primary).interval,
-                max_age=self._max_age(self.primary),
+                max_age=max_ages[self.primary.name],
                 budget=self._budget(),
                 stats=self.stats.view(),
                 token_expiries=self.auth.expiries(),
                 collections=tuple(collections),
                 next_attempt=next_attempt if math.isfinite(next_attempt) and not self.closed else None,
-            )
+            ), turns
 
     # -- refresh side -----------------------------------------------------------------------------------------
 

@@ -11,10 +11,36 @@ from collections.abc import Callable
 from ..data import StatsView
 
 
+class VersionedLock:
+    """A lock that counts its releases. Whatever was changed under it, a reader can tell whether anything may have
+    changed since it last looked, without comparing values: scrapes reuse an account's state while nothing did.
+    Readers take `raw`, which counts nothing."""
+
+    def __init__(self) -> None:
+        self.raw = threading.Lock()
+        self.version = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self.raw.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.version += 1  # still held: no writer races it
+        self.raw.release()
+
+    def locked(self) -> bool:
+        return self.raw.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Stats:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.lock = threading.Lock()
+        self.lock = VersionedLock()  # writers; readers (view, calls_this_hour) take its raw lock
         self.api_requests: Counter[tuple[str, str]] = Counter()
         self.auth: Counter[tuple[str, str]] = Counter()
         self.refreshes: Counter[str] = Counter()
@@ -88,12 +114,12 @@ class Stats:
             self.faults_dropped += records
 
     def calls_this_hour(self, now: float) -> int:
-        with self.lock:
+        with self.lock.raw:
             return self.hour_calls if int(now // 3600) == self.hour else 0
 
     def view(self) -> StatsView:
         now = self.clock()
-        with self.lock:
+        with self.lock.raw:
             return StatsView(dict(self.api_requests), dict(self.auth), dict(self.refreshes),
                              dict(self.unknown_units), self.realtime_failed_plants,
                              self.hour_calls if int(now // 3600) == self.hour else 0,
