@@ -71,7 +71,7 @@ class Exporter:
         register_secrets(config.secrets())  # scrubbed from logs and error texts, whoever embeds us
         self.clock = clock
         self.engines = [build_engine(account, config, clock) for account in config.accounts]
-        self.exposition = exposition or Exposition()
+        self.exposition = exposition or Exposition(clock=clock)
         for engine in self.engines:
             engine.on_success = self._prerender
 
