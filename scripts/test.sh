@@ -7,9 +7,13 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh test
 
 # Tools from Debian packages: promtool and prometheus (package prometheus) prove the rules and dashboards
-# against the real thing; systemd-analyze (package systemd) verifies the unit file.
+# against the real thing; amtool and Alertmanager (package prometheus-alertmanager, whose binary is called
+# prometheus-alertmanager) check the inhibition rules and prove them on a real Alertmanager; systemd-analyze
+# (package systemd) verifies the unit file.
 missing=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 && { command -v alertmanager >/dev/null 2>&1 \
+  || command -v prometheus-alertmanager >/dev/null 2>&1; } || missing+=(prometheus-alertmanager)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
