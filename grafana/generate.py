@@ -439,7 +439,8 @@ def fleet() -> dict[str, Any]:
                  overrides=color_by_name(BUILD_WORD_COLORS)),
         timeseries("Fault status over time", "Plants per fault status.",
                    [target("sum by (fault_status) "
-                           f"(account_fault_status:isolarcloud_plant_fault_status:count{{{ACC}}})", "{{fault_status}}")],
+                           f"(account_fault_status:isolarcloud_plant_fault_status:count{{{ACC}}})",
+                           "{{fault_status}}")],
                    stack=True, w=24, h=7, overrides=color_by_name(FAULT_WORD_COLORS)),
         table("Plants in fault or alarm",
               "Plants not normal right now, and for how long (fault or alarm without a break; an outage of the "
