@@ -340,12 +340,12 @@ class Exposition:
             return cached
 
     def prepare(self, states: Sequence[AccountState]) -> None:
-        """Render these states' plant section now in every format (and encoding) rendered before, so that the
-        next scrapes find it ready."""
+        """Render these states' plant section (and the sun's, for this minute) now in every format (and encoding)
+        rendered before, so that the next scrapes find them ready."""
         with self._lock:
             wanted = [(openmetrics, r.gzip_prefix is not None) for openmetrics, r in self._cache.items()]
         for openmetrics, gzip in wanted:
-            self._plants(states, openmetrics, gzip)
+            self._sun_section(states, self._plants(states, openmetrics, gzip), openmetrics, gzip)
 
     def render_parts(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> list[bytes]:
         """The body as a list of byte strings to be written in order: the cached section is never copied."""
