@@ -14,8 +14,10 @@
    account series and recorded series every 60 s (the fleet dashboard's range panels read those over the whole
    range).
 2. **The present.** Prometheus (`/usr/bin/prometheus`, default limits: `--query.max-samples` 50 M) starts on the
-   blocks with the project's rule files (evaluated every 20 s) and scrapes a small server that serves the fleet's
-   last state, so the rules and instant queries see current data and the head block fills as it would.
+   blocks with the project's rule files (evaluated every 60 s, as in prometheus/prometheus.yml) and scrapes a small
+   server that serves the fleet's last state every 15 s, so the rules and instant queries see current data and
+   the head block fills as it would. Measuring waits until Prometheus has compacted the backfilled 2-hour blocks
+   (minutes of CPU that would otherwise be measured as slow queries).
 3. **Measured.** Every panel target of both dashboards, as Grafana sends it (range targets as range queries with
    Grafana's step for the range, instant ones at the end), over the last 24 hours and the last 7 days, with
    `stats=all`: wall time and `totalQueryableSamples`. Every rule group's `evaluationTime` from `/api/v1/rules`
@@ -31,6 +33,7 @@ import argparse
 import gzip
 import json
 import math
+import os
 import random
 import shutil
 import socket
@@ -347,7 +350,7 @@ def start_prometheus(workdir: Path, data: Path, target_port: int, prometheus: st
     for name in ("alerts.yml", "rules.yml"):
         shutil.copy(ROOT / "prometheus" / name, workdir / name)
     config = {
-        "global": {"scrape_interval": "15s", "scrape_timeout": "10s", "evaluation_interval": "20s"},
+        "global": {"scrape_interval": "15s", "scrape_timeout": "10s", "evaluation_interval": "60s"},
         "rule_files": ["alerts.yml", "rules.yml"],
         "scrape_configs": [{
             "job_name": JOB, "honor_labels": True,
@@ -376,6 +379,30 @@ def start_prometheus(workdir: Path, data: Path, target_port: int, prometheus: st
 
 
 # ------------------------------------------------------------------------------------------------ measuring
+
+
+def prometheus_metric(url: str, name: str) -> float:
+    """A counter of Prometheus' own /metrics (summed over its label sets)."""
+    total = 0.0
+    for line in requests.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(name) and line[len(name)] in " {":
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for_compaction(url: str, quiet: float = 150.0, limit: float = 3600.0) -> float:
+    """Until Prometheus' compactor has been idle for `quiet` seconds (it checks every minute); its duration."""
+    began = time.monotonic()
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() - began < limit:
+        done = prometheus_metric(url, "prometheus_tsdb_compactions_total")
+        failed = prometheus_metric(url, "prometheus_tsdb_compactions_failed_total")
+        if done + failed != last:
+            last, since = done + failed, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return time.monotonic() - began - quiet
+        time.sleep(10)
+    raise SystemExit("Prometheus still compacting after an hour")
 
 
 def grafana_interval(range_seconds: float, max_points: int = 1000) -> int:
@@ -427,7 +454,7 @@ def measure_dashboards(url: str, end: float, values: dict[str, dict[str, str]]) 
     return rows
 
 
-def measure_rules(url: str, evaluations: int = 6, interval: float = 20.0) -> tuple[dict[str, list[float]],
+def measure_rules(url: str, evaluations: int = 5, interval: float = 60.0) -> tuple[dict[str, list[float]],
                                                                                   dict[str, float]]:
     """Each group's evaluation times (the first, which also loads chunks from disk, dropped), and each rule's
     slowest."""
@@ -455,21 +482,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=7)
     parser.add_argument("--workdir", type=Path, help="keep the TSDB and logs here (default: a temporary directory)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure again on the TSDB a previous run left in --workdir (no new history)")
     args = parser.parse_args(argv)
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="isolarcloud-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
-    end = time.time() // SCRAPE * SCRAPE - SCRAPE
-    start = end - args.days * 86400
-    fleet = make_fleet(args.plants, args.accounts, end)
-    log(f"{args.plants:,} plants in {args.accounts} accounts, {args.days} days, into {workdir}")
-    began = time.monotonic()
-    written = write_history(fleet, start, end, workdir, data, promtool)
-    generation = time.monotonic() - began
-    log(f"history: {written['samples']:,} samples, {written['openmetrics_bytes'] / 1e9:.1f} GB of OpenMetrics, "
-        f"{generation:.0f} s")
+    meta = workdir / "history.json"
+    if args.reuse:
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+        args.plants, args.accounts, args.days = saved["plants"], saved["accounts"], saved["days"]
+        start, end, written, generation = saved["start"], saved["end"], saved["written"], saved["generation"]
+        fleet = make_fleet(args.plants, args.accounts, end)
+        log(f"reusing {workdir}: history ends {(time.time() - end) / 60:.0f} minutes ago")
+    else:
+        end = time.time() // SCRAPE * SCRAPE - SCRAPE
+        start = end - args.days * 86400
+        fleet = make_fleet(args.plants, args.accounts, end)
+        log(f"{args.plants:,} plants in {args.accounts} accounts, {args.days} days, into {workdir}")
+        began = time.monotonic()
+        written = write_history(fleet, start, end, workdir, data, promtool)
+        generation = time.monotonic() - began
+        meta.write_text(json.dumps({"plants": args.plants, "accounts": args.accounts, "days": args.days,
+                                    "start": start, "end": end, "written": written, "generation": generation}),
+                        encoding="utf-8")
+        log(f"history: {written['samples']:,} samples, {written['openmetrics_bytes'] / 1e9:.1f} GB of OpenMetrics, "
+            f"{generation:.0f} s")
     live = LiveTarget(fleet, end + SCRAPE, start)
     proc, url = start_prometheus(workdir, data, live.port, prometheus)
     try:
@@ -477,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         while not requests.get(f"{url}/api/v1/query", params={"query": f'up{{job="{JOB}"}} == 1'},
                                timeout=30).json()["data"]["result"]:
             time.sleep(2)
-        time.sleep(45)
+        compaction = wait_for_compaction(url)
+        log(f"compaction of the backfilled blocks took {compaction:.0f} s; measuring")
         rules, slowest_rules = measure_rules(url)
         now = time.time()
         busiest = max({p.zone for p in fleet.plants}, key=lambda z: sum(p.zone == z for p in fleet.plants))
@@ -495,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(timeout=60)
         live.close()
     report = {"plants": args.plants, "accounts": args.accounts, "days": args.days, **written,
-              "generation_seconds": generation, "head_series": head["numSeries"], "rules": rules,
+              "generation_seconds": generation, "compaction_seconds": compaction, "head_series": head["numSeries"],
+              "load_average": os.getloadavg(), "rules": rules,
               "slowest_rules": slowest_rules, "queries": rows}
     if args.json:
         args.json.write_text(json.dumps(report, indent=1), encoding="utf-8")

@@ -249,7 +249,7 @@ def check_conventions(data: Any, source: str) -> None:
                     raise GenerateError(f"{where}: annotation {key} missing")
         else:
             name = str(rule.get("record"))
-            if not re.fullmatch(r"[a-z_]+:isolarcloud_[a-z_]+:[a-z_]+", name):
+            if not re.fullmatch(r"[a-z_]+:isolarcloud_[a-z_]+:[a-z0-9_]+", name):
                 raise GenerateError(f"{source}: recording rule {name} (group {group}): name must be "
                                     "level:isolarcloud_metric:operations")
 
