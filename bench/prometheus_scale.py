@@ -188,7 +188,7 @@ def plant_lines(fleet: Fleet, t: float, ts: str, full: bool) -> Iterator[str]:
         yield f"isolarcloud_plant_energy_joules_total{{{labels}}} {p.energy_total:.0f}{suffix}"
         yield f"isolarcloud_plant_installed_power_watts{{{labels}}} {p.capacity}{suffix}"
         if source:
-            yield (f"isolarcloud_plant_sun_elevation_degrees{{{labels},source=\"{source}\"}} "
+            yield (f"isolarcloud_plant_sun_elevation_degrees{{{labels},source=\"{source}\",time_zone=\"{p.zone}\"}} "
                    f"{round(elevation, 1)}{suffix}")
         if p.latitude is not None:
             yield f"isolarcloud_plant_latitude_degrees{{{labels}}} {p.latitude}{suffix}"

@@ -118,7 +118,9 @@ def test_the_golden_files_show_what_they_must() -> None:
     # the zone for a plant without coordinates (GMT+1: 15 degrees east on the equator), none without either.
     t = T // 60 * 60 + 30
     assert ('isolarcloud_plant_sun_elevation_degrees{account="home",ps_id="1001",ps_name="Roof",'
-            f'ps_type="residential_pv",source="coordinates"}} {round(elevation(31.86, 117.28, t), 1)}\n') in text
+            'ps_type="residential_pv",source="coordinates",time_zone="GMT+8"} '
+            f'{round(elevation(31.86, 117.28, t), 1)}\n') in text
     assert round(elevation(0.0, 15.0, t), 1) > 0 > round(elevation(31.86, 117.28, t), 1)
-    assert (f'ps_type="residential_storage",source="time_zone"}} {round(elevation(0.0, 15.0, t), 1)}\n') in text
+    assert (f'ps_type="residential_storage",source="time_zone",time_zone="GMT+1"}} '
+            f"{round(elevation(0.0, 15.0, t), 1)}\n") in text
     assert 'isolarcloud_plant_sun_elevation_degrees{account="home",ps_id="1003"' not in text

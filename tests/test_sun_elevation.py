@@ -92,7 +92,8 @@ def test_every_plant_gets_the_elevation_of_its_coordinates_or_its_zone(fleet: Si
 def test_recomputed_once_a_minute_not_per_scrape(fleet: Simulator, run_exporter: Callable[..., Running],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock(START // 60 * 60)
-    r = run_exporter({"accounts": [login_account(fleet)]}, clock=clock, start=False)
+    # No refresh falls due meanwhile: new data renders the sun anew (in the refresh thread), on purpose.
+    r = run_exporter({"refresh_interval": 3600, "accounts": [login_account(fleet)]}, clock=clock, start=False)
     r.refresh_now()
     renders = _CountingSun(monkeypatch)
     first = by_plant(r.scrape(), SUN)
@@ -118,7 +119,8 @@ def _raw(r: Running, headers: dict[str, str]) -> bytes:
 def test_gzip_stays_one_stream_across_minutes(fleet: Simulator, run_exporter: Callable[..., Running],
                                               openmetrics: bool) -> None:
     clock = Clock(START)
-    r = run_exporter({"accounts": [login_account(fleet)]}, clock=clock, start=False)
+    # Refreshes only where the test asks for one, so that the plain and the gzip body show the same data.
+    r = run_exporter({"refresh_interval": 3600, "accounts": [login_account(fleet)]}, clock=clock, start=False)
     r.refresh_now()
     r.exporter.exposition = exposition_module.Exposition(runtime_collectors=[], clock=clock)
     accept = {"Accept": "application/openmetrics-text; version=1.0.0"} if openmetrics else {}
