@@ -397,7 +397,7 @@ def measure_refreshes(sim_url: str, tokens: dict[str, Any], sim_pid: int, repeat
     """Synchronous refreshes in this process (real-time on, list only), interleaved; medians."""
     from exporter.app import build_engine
     from exporter.config import parse_config
-    from exporter.serve.exposition import account_data, plant_families
+    from exporter.serve.exposition import account_data, plant_families, sun_family, sun_rows
 
     configs = {rt: parse_config(config_data(sim_url, tokens, rt), env={}) for rt in (True, False)}
     engines = {rt: build_engine(config.accounts[0], config) for rt, config in configs.items()}
@@ -437,6 +437,21 @@ def measure_refreshes(sim_url: str, tokens: dict[str, Any], sim_pid: int, repeat
         renders["gzip"].append(time.thread_time() - cpu0)
         del body
     result["render"] = {k: statistics.median(v) for k, v in renders.items()}
+    # The sun's elevation family: positions once per plant list; elevations, text and deflate once a minute (the
+    # scrape that starts a new minute pays it, every other scrape of the minute reuses the bytes).
+    positions_cpu, minute_cpu = [], []
+    for _ in range(max(1, min(repeats, 3))):
+        cpu0 = time.thread_time()
+        rows = sun_rows([state])
+        positions_cpu.append(time.thread_time() - cpu0)
+        cpu0 = time.thread_time()
+        text = "".join(sun_family(rows, time.time(), False)).encode()
+        z = zlib.compressobj(6, zlib.DEFLATED, -15)
+        z.compress(text)
+        z.flush(zlib.Z_SYNC_FLUSH)
+        minute_cpu.append(time.thread_time() - cpu0)
+    result["render"]["sun_positions"] = statistics.median(positions_cpu)
+    result["render"]["sun_minute"] = statistics.median(minute_cpu)
     result["state"] = state
     for engine in engines.values():
         engine.close()
@@ -670,6 +685,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{ms(r['refresh']['list']['wall'])} / {ms(r['refresh']['list']['cpu'])}"),
         row("render plant section once per snapshot: text / OpenMetrics / gzip CPU",
             lambda r: " / ".join(ms(r["refresh"]["render"][k]) for k in ("text", "om", "gzip"))),
+        row("sun elevation family: positions once per plant list / elevations, text and deflate once a minute (CPU)",
+            lambda r: f"{ms(r['refresh']['render']['sun_positions'])} / {ms(r['refresh']['render']['sun_minute'])}"),
         row("start-up to first /metrics with data", lambda r: ms(r["startup"])),
         row("bytes per scrape: plain / gzip", lambda r: f"{size(r['bytes_plain'])} / {size(r['bytes_gzip'])}"),
     ]

@@ -167,7 +167,7 @@ class Exporter:
         self._keys = {account.name: _engine_key(account, config) for account in config.accounts}
         self.exposition = exposition or Exposition(runtime_collectors=[
             ConfigCollector(lambda: (self.reload_ok, self.reload_success_at)),
-            PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR])
+            PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR], clock=clock)
         for engine in self.engines:
             engine.on_success = self._prerender
         self._stopping = threading.Event()

@@ -203,8 +203,10 @@ def table(title: str, description: str, targets: list[dict], rename: dict[str, s
         {"id": "organize", "options": {"excludeByName": hidden, "renameByName": rename,
                                        "indexByName": {name: i for i, name in enumerate(order)}}},
     ]
-    options: dict[str, Any] = {"showHeader": True, "cellHeight": "sm",
-                               "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+    # Paged: a fleet's table has thousands of rows. `footer.enablePagination` up to Grafana 12.1, the top-level
+    # `enablePagination` from 12.2 on (which migrates the former); each version ignores the other.
+    options: dict[str, Any] = {"showHeader": True, "cellHeight": "sm", "enablePagination": True,
+                               "footer": {"show": False, "reducer": ["sum"], "fields": "", "enablePagination": True}}
     if sort_by:
         options["sortBy"] = [{"displayName": sort_by, "desc": desc}]
     defaults_custom = {"align": "auto", "filterable": True, "inspect": False}
@@ -450,25 +452,42 @@ def plant_fault_panels() -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- fleet dashboard
 
-# Time in the current non-normal state: seconds since the plant was last seen normal within the dashboard
-# range, or, for a plant not normal during the whole range, since its first non-normal sample in it.
-NOT_NORMAL_FOR = (
-    f'(time() - max_over_time(timestamp(isolarcloud_plant_fault_status{{{ACC}}} == 3)[$__range:]))\n'
-    f'  and on (account, ps_id) (isolarcloud_plant_fault_status{{{ACC}}} < 3)\n'
-    f'or\n'
-    f'(time() - min_over_time(timestamp(isolarcloud_plant_fault_status{{{ACC}}} < 3)[$__range:]))\n'
-    f'  and on (account, ps_id) (isolarcloud_plant_fault_status{{{ACC}}} < 3)'
-)
+# Time in the current non-normal state, from the recording rule that remembers since when each plant has been
+# not normal (prometheus/rules.yml): one sample per such plant, whatever the dashboard's range (a subquery over
+# the range read every plant's every sample: 200 M samples for 10,000 plants over 7 days).
+NOT_NORMAL_FOR = f"time() - plant:isolarcloud_plant_fault_status:not_normal_since{{{ACC}}}"
 
 SPECIFIC_YIELD = (f'isolarcloud_plant_energy_today_joules{{{ACC}}} / 3600\n'
                   f'  / (isolarcloud_plant_installed_power_watts{{{ACC}}} > 0)')
+ENERGY_TODAY = f"isolarcloud_plant_energy_today_joules{{{ACC}}}"
+# A ranking compares plants of one time zone: their "today" began at the same hour. `{}` is the plant query.
+IN_ZONE = ("({}\n  and on (job, instance, account, ps_id)\n"
+           f"  isolarcloud_plant_info{{{{{ACC}, time_zone=`$time_zone`}}}})")
+# Names repeat in real fleets: bars and rows name the plant and its id.
+PLANT_LEGEND = "{{ps_name}} ({{ps_id}})"
 
 PLANT_LINK = [{
     "title": "Open plant dashboard",
     "url": (f"/d/{PLANT_UID}/isolarcloud-plant?${{datasource:queryparam}}&var-job=${{job}}"
-            "&var-account=${__data.fields.account}&var-plant=${__data.fields.ps_name}"
+            "&var-account=${__data.fields.account}&var-plant=${__data.fields.ps_name:percentencode}"
             "&var-ps_id=${__data.fields.ps_id}&${__url_time_range}"),
 }]
+
+
+def token_expiry() -> dict[str, Any]:
+    """Time left per token, coloured by what is healthy for its kind: an OAuth2 refresh token (30 days) needs the
+    plant owner in a browser, so under 7 days is orange and under a day red; access tokens (renewed by the
+    exporter before they expire) and login tokens (24 h, sliding) are only wrong once expired."""
+    p = stat("Token expiry", "Time left on each token. Refresh token (OAuth2, 30 days): orange under 7 days, red "
+             "under a day: the plant owner must authorise again. Access and login tokens are renewed by the exporter "
+             "and only red once expired.",
+             f"isolarcloud_token_expiry_timestamp_seconds{{{ACC}}} - time()",
+             legend="{{account}} {{token}}", unit="s", thr=thresholds((None, "red"), (0, "green")), w=8, h=8)
+    p["fieldConfig"]["overrides"] = [{
+        "matcher": {"id": "byRegexp", "options": ".* refresh$"},
+        "properties": [{"id": "thresholds",
+                        "value": thresholds((None, "red"), (86400, "orange"), (7 * 86400, "green"))}]}]
+    return p
 
 
 def fleet() -> dict[str, Any]:
@@ -477,13 +496,13 @@ def fleet() -> dict[str, Any]:
         stat("Plants", "Plants listed by iSolarCloud for the selected accounts.",
              f"sum(isolarcloud_plants{{{ACC}}})"),
         stat("In fault", "Plants whose iSolarCloud fault status is 1 (fault).",
-             f'sum(account:isolarcloud_plants_by_fault_status:count{{{ACC}, fault_status="fault"}})',
+             f'sum(account_fault_status:isolarcloud_plant_fault_status:count{{{ACC}, fault_status="fault"}})',
              thr=thresholds((None, "green"), (1, "red")), color_mode="background"),
         stat("In alarm", "Plants whose iSolarCloud fault status is 2 (alarm).",
-             f'sum(account:isolarcloud_plants_by_fault_status:count{{{ACC}, fault_status="alarm"}})',
+             f'sum(account_fault_status:isolarcloud_plant_fault_status:count{{{ACC}, fault_status="alarm"}})',
              thr=thresholds((None, "green"), (1, "orange")), color_mode="background"),
         stat("Normal", "Plants whose iSolarCloud fault status is 3 (normal).",
-             f'sum(account:isolarcloud_plants_by_fault_status:count{{{ACC}, fault_status="normal"}})'),
+             f'sum(account_fault_status:isolarcloud_plant_fault_status:count{{{ACC}, fault_status="normal"}})'),
         stat("Power now", "Sum of the plants' current power (point 83033).",
              f"sum(account:isolarcloud_plant_power_watts:sum{{{ACC}}})", unit="watt", graph=True,
              thr=BLUE),
@@ -492,7 +511,10 @@ def fleet() -> dict[str, Any]:
              graph=True, thr=BLUE),
         stat("Accounts refreshing", "Per account: did the exporter's last refresh from iSolarCloud succeed?",
              f"isolarcloud_up{{{ACC}}}", legend="{{account}}", mappings=UP_STATUS,
-             thr=thresholds((None, "red"), (1, "green")), color_mode="background", w=8),
+             thr=thresholds((None, "red"), (1, "green")), color_mode="background", w=4),
+        stat("Plants in daylight", "Plants with the sun above 10 degrees, where the production alerts are armed "
+             "(isolarcloud_plant_sun_elevation_degrees, computed by the exporter).",
+             f"sum(isolarcloud_plant_sun_elevation_degrees{{{ACC}}} > bool 10)", thr=BLUE, w=4),
         stat("Since last successful refresh", "Worst account: age of the last successful refresh. "
              "The cloud updates every 5 minutes; past the exporter's max_age the data is withheld.",
              f"max(time() - isolarcloud_last_refresh_success_timestamp_seconds{{{ACC}}})", unit="s",
@@ -509,29 +531,30 @@ def fleet() -> dict[str, Any]:
              unit="suffix: kWh/kWp", decimals=2, thr=BLUE),
         stat("API budget used (worst account)", "Share of the hourly API call budget used so far this "
              "(UTC) hour by the busiest account.",
-             f"max(account:isolarcloud_api_budget_used:ratio{{{ACC}}})", unit="percentunit",
+             f"max(account:isolarcloud_api_calls_current_hour_per_budget_calls_per_hour:ratio{{{ACC}}})",
+             unit="percentunit",
              thr=thresholds((None, "green"), (0.75, "orange"), (0.9, "red"))),
 
         row("Plant states"),
         piechart("Plants by fault status", "From the recording rule "
-                 "account:isolarcloud_plants_by_fault_status:count; unknown = no status from the API.",
-                 f"sum by (fault_status) (account:isolarcloud_plants_by_fault_status:count{{{ACC}}})",
+                 "account_fault_status:isolarcloud_plant_fault_status:count; unknown = no status from the API.",
+                 f"sum by (fault_status) (account_fault_status:isolarcloud_plant_fault_status:count{{{ACC}}})",
                  "{{fault_status}}", FAULT_WORD_COLORS),
         bargauge("Plants by type", "Plant type (ps_type) as reported by iSolarCloud.",
-                 [target(f"sum by (ps_type) (account:isolarcloud_plants_by_type:count{{{ACC}}})",
+                 [target(f"sum by (ps_type) (account_ps_type:isolarcloud_plant_info:count{{{ACC}}})",
                          "{{ps_type}}", instant=True)]),
         bargauge("Plants by build status", "Construction state (build_status) as reported by iSolarCloud.",
-                 [target(f"sum by (build_status) (account:isolarcloud_plants_by_build_status:count{{{ACC}}})",
+                 [target(f"sum by (build_status) (account_build_status:isolarcloud_plant_build_status:count{{{ACC}}})",
                          "{{build_status}}", instant=True)],
                  overrides=color_by_name(BUILD_WORD_COLORS)),
         timeseries("Fault status over time", "Plants per fault status.",
-                   [target(f"sum by (fault_status) (account:isolarcloud_plants_by_fault_status:count{{{ACC}}})",
+                   [target("sum by (fault_status) "
+                           f"(account_fault_status:isolarcloud_plant_fault_status:count{{{ACC}}})",
                            "{{fault_status}}")],
                    stack=True, w=24, h=7, overrides=color_by_name(FAULT_WORD_COLORS)),
         table("Plants in fault or alarm",
-              "Plants not normal right now, and how long they have been not normal (within the dashboard "
-              "time range: a plant not normal for the whole range shows the range). Click a row for the plant "
-              "dashboard.",
+              "Plants not normal right now, and for how long (fault or alarm without a break; an outage of the "
+              "account does not restart the clock, a rename does). Click a row for the plant dashboard.",
               [target(f"max without () (isolarcloud_plant_fault_status{{{ACC}}} < 3)", ref="A",
                       instant=True, table=True),
                target(NOT_NORMAL_FOR, ref="B", instant=True, table=True)],
@@ -553,21 +576,22 @@ def fleet() -> dict[str, Any]:
                    "plant's local midnight).",
                    [target(f"account:isolarcloud_plant_energy_today_joules:sum{{{ACC}}} / 3600", "{{account}}")],
                    "watth"),
-        bargauge("Top 10 plants by energy today", "Largest yield today.",
-                 [target(f"topk(10, isolarcloud_plant_energy_today_joules{{{ACC}}}) / 3600", "{{ps_name}}",
-                         instant=True)], "watth", w=6, h=9),
-        bargauge("Bottom 10 plants by energy today", "Smallest yield today (small plants rank low here: "
-                 "compare specific yield).",
-                 [target(f"bottomk(10, isolarcloud_plant_energy_today_joules{{{ACC}}}) / 3600", "{{ps_name}}",
-                         instant=True)], "watth", w=6, h=9),
-        bargauge("Top 10 plants by specific yield today", "Energy today per installed power (kWh/kWp), for "
-                 "plants whose capacity is known.",
-                 [target(f"topk(10, {SPECIFIC_YIELD})", "{{ps_name}}", instant=True)], "suffix: kWh/kWp",
-                 w=6, h=9, decimals=2),
-        bargauge("Bottom 10 plants by specific yield today", "The underperformers: lowest energy per "
-                 "installed power today, for plants whose capacity is known.",
-                 [target(f"bottomk(10, {SPECIFIC_YIELD})", "{{ps_name}}", instant=True)], "suffix: kWh/kWp",
-                 w=6, h=9, decimals=2, thr=thresholds((None, "orange"))),
+        bargauge("Top 10 plants by energy today in $time_zone", "Largest yield today among the plants of the "
+                 "selected time zone: their day started at the same hour, so their yields today compare.",
+                 [target(f"topk(10, {IN_ZONE.format(ENERGY_TODAY)}) / 3600", PLANT_LEGEND, instant=True)],
+                 "watth", w=6, h=9),
+        bargauge("Bottom 10 plants by energy today in $time_zone", "Smallest yield today among the plants of the "
+                 "selected time zone (small plants rank low here: compare specific yield).",
+                 [target(f"bottomk(10, {IN_ZONE.format(ENERGY_TODAY)}) / 3600", PLANT_LEGEND, instant=True)],
+                 "watth", w=6, h=9),
+        bargauge("Top 10 plants by specific yield today in $time_zone", "Energy today per installed power "
+                 "(kWh/kWp) among the plants of the selected time zone whose capacity is known.",
+                 [target(f"topk(10, {IN_ZONE.format(SPECIFIC_YIELD)})", PLANT_LEGEND, instant=True)],
+                 "suffix: kWh/kWp", w=6, h=9, decimals=2),
+        bargauge("Bottom 10 plants by specific yield today in $time_zone", "The underperformers: lowest energy "
+                 "per installed power today among the plants of the selected time zone whose capacity is known.",
+                 [target(f"bottomk(10, {IN_ZONE.format(SPECIFIC_YIELD)})", PLANT_LEGEND, instant=True)],
+                 "suffix: kWh/kWp", w=6, h=9, decimals=2, thr=thresholds((None, "orange"))),
         table("Production per plant", "Current values per plant; empty cells: iSolarCloud gave no value. "
               "Click a row for the plant dashboard.",
               [target(f"max without () (isolarcloud_plant_power_watts{{{ACC}}})", ref="A", instant=True,
@@ -628,11 +652,7 @@ def fleet() -> dict[str, Any]:
              "frequent) answers per account; the exporter backs off after each.",
              f'sum by (account, result) (isolarcloud_api_requests_total{{{ACC}, result=~"E999|E998|E901"}})',
              legend="{{account}} {{result}}", thr=thresholds((None, "green"), (1, "red")), no_value="0", w=8, h=8),
-        stat("Token expiry", "Time left on each token. An OAuth2 refresh token (30 days) can only be "
-             "renewed by the plant owner in a browser: re-authorise before it runs out.",
-             f"isolarcloud_token_expiry_timestamp_seconds{{{ACC}}} - time()",
-             legend="{{account}} {{token}}", unit="s",
-             thr=thresholds((None, "red"), (86400, "orange"), (7 * 86400, "green")), w=8, h=8),
+        token_expiry(),
         stat("Back-off remaining", "Time until the exporter calls the API again after a quota error "
              "(0 = not backing off).",
              f"clamp_min(isolarcloud_backoff_until_timestamp_seconds{{{ACC}}} - time(), 0)",
@@ -661,7 +681,10 @@ def fleet() -> dict[str, Any]:
         FLEET_UID, "iSolarCloud / Fleet",
         "Fleet overview of the plants exported by isolarcloud-exporter: states, map, production, exporter "
         "and API health.",
-        [datasource_variable(), job_variable(), account_variable(multi=True)],
+        [datasource_variable(), job_variable(), account_variable(multi=True),
+         query_variable("time_zone", "Time zone",
+                        'label_values(isolarcloud_plant_info{job="$job", account=~"$account"}, time_zone)',
+                        description="Time zone (as iSolarCloud writes it) whose plants the rankings compare")],
         panels)
 
 
@@ -753,6 +776,11 @@ def plant() -> dict[str, Any]:
                     target(f"isolarcloud_plant_grid_power_watts{{{PLANT}}}", "Grid", ref="C"),
                     target(f"isolarcloud_plant_battery_power_watts{{{PLANT}}}", "Battery", ref="D")],
                    "watt", w=24, h=9, soft_min=None),
+        timeseries("Sun elevation", "The sun's height above the horizon at the plant, computed by the exporter "
+                   "from the plant's coordinates (or its time zone: see the legend). The daylight alerts are armed "
+                   "above 10 degrees.",
+                   [target(f"isolarcloud_plant_sun_elevation_degrees{{{PLANT}}}", "Sun ({{source}})")],
+                   "degree", w=24, h=6, soft_min=None),
         timeseries("Energy today (running)", "Today's totals as they accumulate; they reset at the plant's "
                    "local midnight.", energy_targets, "watth"),
         timeseries("Daily energy", "Per UTC day, from the lifetime counters (83024, 83124, 83075, 83105).",
@@ -795,7 +823,7 @@ def plant() -> dict[str, Any]:
          query_variable("plant", "Plant", 'label_values(isolarcloud_plant_info{job="$job", account=~"$account"}, '
                         'ps_name)', description="Plant name"),
          query_variable("ps_id", "Plant id",
-                        'label_values(isolarcloud_plant_info{job="$job", account=~"$account", ps_name="$plant"}, '
+                        'label_values(isolarcloud_plant_info{job="$job", account=~"$account", ps_name=`$plant`}, '
                         "ps_id)", description="Plant id (differs when names repeat)")],
         panels)
 

@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh test
 
 # Tools from Debian packages: promtool and prometheus (package prometheus) prove the rules and dashboards
-# against the real thing; systemd-analyze (package systemd) verifies the unit file; chromium renders the
-# status page and walks the OAuth2 consent flow in a real browser; prometheus-alertmanager (package
-# prometheus-alertmanager) delivers the device-fault notification and applies the shipped inhibit rules.
+# against the real thing; amtool and Alertmanager (package prometheus-alertmanager, whose binary is called
+# prometheus-alertmanager) check the inhibition rules, prove them on a real Alertmanager and deliver the
+# device-fault notification; systemd-analyze (package systemd) verifies the unit file; chromium renders the
+# status page and walks the OAuth2 consent flow in a real browser.
 missing=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v amtool >/dev/null 2>&1 && { command -v alertmanager >/dev/null 2>&1 \
+  || command -v prometheus-alertmanager >/dev/null 2>&1; } || missing+=(prometheus-alertmanager)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -267,12 +267,16 @@ def test_alertmanager_config_refers_to_existing_alerts():
     assert config["route"]["receiver"] in receivers
     alerts = yaml.safe_load((REPO / "prometheus/alerts.yml").read_text())
     alert_names = {r["alert"] for g in alerts["groups"] for r in g["rules"] if "alert" in r}
+    # Labels the rules set, and those every alert carries from the exporter's series.
     label_names = {k for g in alerts["groups"] for r in g["rules"] for k in (r.get("labels") or {})}
+    label_names |= {"job", "instance", "account", "ps_id"}
     for rule in config.get("inhibit_rules", []):
         for matcher in rule.get("source_matchers", []) + rule.get("target_matchers", []):
-            name, value = re.match(r'(\w+)\s*=~?\s*"?([^"]*)"?', matcher).groups()
+            name, op, value = re.match(r'(\w+)\s*(=~|=)\s*"?([^"]*)"?', matcher).groups()
             if name == "alertname":
-                assert value in alert_names, f"inhibit rule names unknown alert {value}"
+                for alternative in value.split("|") if op == "=~" else [value]:
+                    assert any(re.fullmatch(alternative, n) for n in alert_names), (
+                        f"inhibit rule names unknown alert {alternative}")
             else:
                 assert name in label_names, f"inhibit rule matches label {name} no alert sets"
     assert set(config["route"]["group_by"]) <= {"alertname", "account", "ps_id", "severity"}

@@ -48,7 +48,7 @@ MARKER = "<!-- offline-example -->"
 SHELL_FENCES = ("```sh", "```bash", "```shell")
 # Tools outside the virtual environment's Python packages that an example may call; each is looked up with
 # require_tool so that a machine without it skips (and CI fails) instead of reporting a broken example.
-TOOLS = ("promtool", "kubectl")
+TOOLS = ("promtool", "kubectl", "amtool")
 # An example using one of these needs a daemon, privileges or the network: it must not carry the marker.
 NOT_OFFLINE = re.compile(r"(?<![\w-])(docker|systemctl|journalctl|sudo|curl|wget)(?![\w-])|kubectl\s+(-n|apply|exec)")
 EXAMPLE_TIMEOUT = 120

@@ -58,7 +58,9 @@ FAULT_FOR, OTHER_FOR = "5s", "3s"
 # Alerts that must stay quiet for the healthy accounts (and the exporter) on a working stack.
 QUIET_WHEN_HEALTHY = ("IsolarcloudExporterDown", "IsolarcloudExporterAbsent", "IsolarcloudAccountRefreshFailing",
                       "IsolarcloudDataStale", "IsolarcloudAccountNoPlants", "IsolarcloudApiQuotaErrors",
-                      "IsolarcloudApiBudgetNearlyExhausted", "IsolarcloudRefreshTokenExpiringSoon")
+                      "IsolarcloudApiBudgetNearlyExhausted", "IsolarcloudRefreshTokenExpiringSoon",
+                      "IsolarcloudApiMonthlyQuotaExhausted", "IsolarcloudCloudOutage", "IsolarcloudPlantDisappeared")
+AWKWARD_NAME = 'Dach "Süd" \\ 7'  # breaks a `ps_name="$plant"` query; a backtick string takes it as it is
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
 
 # Both healthy accounts read device lists (with firmware) and inverter points, plus one more point (4, the
@@ -213,6 +215,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 # --------------------------------------------------------------------------- helpers
 
 
+def busiest_zone(stack: Stack) -> str:
+    """The time zone with the most plants: the fleet dashboard's rankings compare the plants of one zone."""
+    found = stack.query(f'count by (time_zone) (isolarcloud_plant_info{{job="{JOB}", account="{LOGIN}"}})')
+    return max(found, key=lambda r: (float(r["value"][1]), r["metric"]["time_zone"]))["metric"]["time_zone"]
+
+
 def wait_until_scraped(stack: Stack) -> None:
     """Until both healthy accounts are up, real-time data is in, the quota error happened, the recording
     rules have run, and there are enough samples for rate()/increase() windows."""
@@ -327,10 +335,14 @@ def test_dashboards_rules_and_alerts_on_a_real_prometheus(stack: Stack) -> None:
     assert {a["labels"]["account"] for a in firing} >= {LOGIN}
     for alert in firing:
         labels, annotations = alert["labels"], alert["annotations"]
-        assert labels["severity"] == "critical" and labels["job"] == JOB and labels["ps_name"] == ps_name
+        assert labels["severity"] == "warning" and labels["job"] == JOB and labels["ps_name"] == ps_name
         assert annotations["summary"] == f"iSolarCloud plant {ps_name} is in fault."
         assert annotations["description"].startswith(
             f"Plant {ps_name} (ps_id {ps_id}) of account {labels['account']} has reported fault status")
+        assert annotations["runbook_url"].endswith("/docs/alerts.md#isolarcloudplantfault")
+        assert annotations["dashboard_url"].endswith(
+            f"/d/isolarcloud-plant/isolarcloud-plant?var-job={JOB}&var-account={labels['account']}"
+            f"&var-plant={ps_name.replace(' ', '+')}&var-ps_id={ps_id}")
 
     # ------------------------------------------------------------------ the other alerts on this stack
     stack.wait_for("quota alert", f'ALERTS{{alertname="IsolarcloudApiQuotaErrors", alertstate="firing", '
@@ -355,12 +367,23 @@ def test_dashboards_rules_and_alerts_on_a_real_prometheus(stack: Stack) -> None:
     assert empty_rules == []
 
     # ------------------------------------------------------------------ template variables
-    fleet_vars = run_variables(stack, fleet, {"job": JOB})
+    zone = busiest_zone(stack)
+    fleet_vars = run_variables(stack, fleet, {"job": JOB, "account": ".*"})
     assert JOB in fleet_vars["job"]
     assert set(fleet_vars["account"]) >= {LOGIN, OAUTH, QUOTA}
-    outcomes = run_targets(stack, "isolarcloud-fleet.json", fleet, {"job": JOB, "account": ".*"})
+    assert zone in fleet_vars["time_zone"]
+    outcomes = run_targets(stack, "isolarcloud-fleet.json", fleet, {"job": JOB, "account": ".*", "time_zone": zone})
 
     outcomes.update(plant_outcomes(stack, plant, ps_id, ps_name))
+
+    # ------------------------------------------------------------------ a plant name with a quote and a backslash
+    other = next(r["metric"]["ps_id"] for r in stack.query(f'isolarcloud_plant_info{{job="{JOB}", account="{LOGIN}"}}')
+                 if r["metric"]["ps_id"] != ps_id)
+    stack.main.set_plant(int(other), ps_name=AWKWARD_NAME)
+    stack.wait_for("the renamed plant", f'isolarcloud_plant_info{{job="{JOB}", account="{LOGIN}", ps_id="{other}", '
+                                        f'ps_name=`{AWKWARD_NAME}`}}')
+    found = run_variables(stack, plant, {"job": JOB, "account": LOGIN, "plant": AWKWARD_NAME})
+    assert AWKWARD_NAME in found["plant"] and found["ps_id"] == [other]
 
     # ------------------------------------------------------------------ every panel target has data
     errors = [f"{o.where}: {o.error}\n    {o.expr}" for o in outcomes.values() if o.error]

@@ -246,7 +246,9 @@ def test_status_section_is_prometheus_clients_and_never_stale(sim: Simulator,
         reference.register(StatusCollector(lambda states=states: states))
         reference.register(_Fixed(_Ticking.families(ticking.n)))
         render = om_format.generate_latest if openmetrics else text_format.generate_latest
-        assert body == plants + render(reference)
+        sun = "".join(exposition_module.sun_family(exposition_module.sun_rows(states), exposition.clock() // 60 * 60
+                                                   + 30, openmetrics)).encode()
+        assert body == plants + sun + render(reference)
     assert renders.count == 4  # two snapshots, two formats
 
 

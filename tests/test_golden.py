@@ -19,6 +19,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from exporter import __version__
 from exporter.data import AccountState, ApiQuota, CollectionState, Plant, PlantList, Production, StatsView
 from exporter.serve.exposition import Exposition
+from exporter.serve.sun import elevation
 
 GOLDEN = Path(__file__).parent / "golden"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -37,8 +38,9 @@ def plant(ps_id: str, name: str, **fields: object) -> Plant:
 
 PLANTS = (
     plant("1001", "Roof", connection_status=1, reported_faults=0, reported_alarms=2),
+    # No coordinates: its sun comes from its time zone.
     plant("1002", 'Dach "Süd" \\ Line1\nLine2', ps_type_code=5, fault_status=1, connect_type=None,
-          location='C:\\PV "loc"', time_zone="GMT+1"),
+          location='C:\\PV "loc"', time_zone="GMT+1", latitude=None, longitude=None),
     plant("1003", "阳光电源 🌞", ps_type_code=99, fault_status=None, online_status=None, build_status=None,
           grid_connection_status=None, valid_flag=None, install_ts=None, update_ts=None, grid_connection_ts=None,
           latitude=None, longitude=None, location="", time_zone=""),
@@ -77,7 +79,8 @@ STATES = [
 
 
 def render(openmetrics: bool) -> str:
-    body = b"".join(Exposition(runtime_collectors=[]).render_parts(STATES, openmetrics=openmetrics, gzip=False))
+    exposition = Exposition(runtime_collectors=[], clock=lambda: T)  # the sun's elevation depends on the time
+    body = b"".join(exposition.render_parts(STATES, openmetrics=openmetrics, gzip=False))
     # The build info names this interpreter's version: the one line that may differ between machines.
     return re.sub(r'python_version="[^"]*"', 'python_version="X"', body.decode()).replace(
         f'version="{__version__}"', 'version="V"')
@@ -118,3 +121,13 @@ def test_the_golden_files_show_what_they_must() -> None:
     assert 'isolarcloud_api_quota_used_calls{account="stale",period="day"}' not in text  # not reported: absent
     assert ('isolarcloud_plant_realtime_timestamp_seconds{account="home",ps_id="1001",ps_name="Roof",'
             'ps_type="residential_pv"} 1.7499994e+09') in text
+    # The sun, computed by the exporter for the middle of T's minute: from the coordinates (Hefei, night at T), from
+    # the zone for a plant without coordinates (GMT+1: 15 degrees east on the equator), none without either.
+    t = T // 60 * 60 + 30
+    assert ('isolarcloud_plant_sun_elevation_degrees{account="home",ps_id="1001",ps_name="Roof",'
+            'ps_type="residential_pv",source="coordinates",time_zone="GMT+8"} '
+            f'{round(elevation(31.86, 117.28, t), 1)}\n') in text
+    assert round(elevation(0.0, 15.0, t), 1) > 0 > round(elevation(31.86, 117.28, t), 1)
+    assert (f'ps_type="residential_storage",source="time_zone",time_zone="GMT+1"}} '
+            f"{round(elevation(0.0, 15.0, t), 1)}\n") in text
+    assert 'isolarcloud_plant_sun_elevation_degrees{account="home",ps_id="1003"' not in text

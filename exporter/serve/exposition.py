@@ -4,8 +4,9 @@ The per-plant section (almost all of the bytes) is rendered from `metrics.PLANT_
 changes (a new plant list or new production values) and cached per exposition format (as one chunk per family,
 written out without copying), together with its deflate stream up to a sync flush. A scrape only renders the
 small status section through prometheus_client and deflates it after that point, so the gzip body is one
-ordinary stream. The output is what prometheus_client would render for the same families (golden files in
-tests/golden/ hold it).
+ordinary stream. Between the two, the sun's elevation per plant (`isolarcloud_plant_sun_elevation_degrees`) moves
+with the clock, not with the data: it is rendered and deflated at most once a minute. The output is what
+prometheus_client would render for the same families (golden files in tests/golden/ hold it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -58,11 +60,14 @@ from .metrics import (
     POINT_VALUE_HELP,
     REALTIME_TIMESTAMP,
     REALTIME_TIMESTAMP_HELP,
+    SUN_ELEVATION,
+    SUN_ELEVATION_HELP,
     DeviceFamily,
     SimpleFamily,
     StatusCollector,
     plant_label_values,
 )
+from .sun import Position, elevations, positions
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -548,6 +553,40 @@ def cached_section(states: Sequence[AccountState], openmetrics: bool) -> Iterato
         yield from section(states, openmetrics)
 
 
+# -- the sun: computed from the plant lists, but moving; rendered at most once a minute ----------------------------
+
+SUN_PERIOD = 60  # seconds between two renders of the sun family: the sun moves 0.25 degree a minute
+SunRow = tuple[str, Position]  # a plant's labels (rendered) and where its sun is computed
+
+
+def sun_rows(states: Sequence[AccountState]) -> list[SunRow]:
+    """Every listed plant that has a position (serve/sun.py `positions`: its coordinates, or its time zone), with
+    its labels: the plant's, `source` and `time_zone`."""
+    rows: list[SunRow] = []
+    for account, plant_list, _production in account_data(states):
+        where = positions((p.latitude, p.longitude, p.time_zone) for p in plant_list.plants)
+        for plant, position in zip(plant_list.plants, where, strict=True):
+            if position is None:
+                continue
+            a, ps_id, name, ps_type = (_label(v) for v in plant_label_values(account, plant))
+            # The zone is also a label here (it is on isolarcloud_plant_info too): rules compare a plant with the
+            # daylit plants of its zone, and a join with the info series for it costs ~15 us a plant per evaluation.
+            rows.append((f'account="{a}",ps_id="{ps_id}",ps_name="{name}",ps_type="{ps_type}",'
+                         f'source="{position.source}",time_zone="{_label(plant.time_zone)}"', position))
+    return rows
+
+
+def sun_family(rows: Sequence[SunRow], t: float, openmetrics: bool) -> Iterator[str]:
+    """isolarcloud_plant_sun_elevation_degrees at Unix time `t`, in pieces of PIECE plants. One decimal: the
+    family is recomputed once a minute, in which the sun moves 0.25 degree."""
+    yield f"# HELP {SUN_ELEVATION} {_help(SUN_ELEVATION_HELP, openmetrics)}\n# TYPE {SUN_ELEVATION} gauge\n"
+    values = elevations([position for _labels, position in rows], t)
+    for start in range(0, len(rows), PIECE):
+        yield "".join(f"{SUN_ELEVATION}{{{labels}}} {floatToGoString(round(value, 1))}\n"
+                      for (labels, _position), value in zip(rows[start:start + PIECE], values[start:start + PIECE],
+                                                            strict=True))
+
+
 class _Collectors:
     """Just enough of a registry for prometheus_client's renderers."""
 
@@ -568,14 +607,27 @@ class _Rendered:
     size: int = 0
 
 
+@dataclass
+class _Sun:
+    key: tuple[object, ...]  # the plant section's key and the minute
+    chunks: list[bytes]
+    deflated: bytes | None = None  # raw deflate blocks continuing the plant section's stream, sync-flushed
+    crc: int = 0  # CRC-32 of the plant section followed by this one
+    size: int = 0
+
+
 class Exposition:
     """Serves /metrics bytes for the states of one scrape, reusing the per-plant bytes while they are current."""
 
-    def __init__(self, runtime_collectors: Sequence[Collector] | None = None) -> None:
+    def __init__(self, runtime_collectors: Sequence[Collector] | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.runtime = list(runtime_collectors) if runtime_collectors is not None else [
             PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR]
+        self.clock = clock
         self._lock = threading.Lock()
         self._cache: dict[bool, _Rendered] = {}
+        self._sun: dict[bool, _Sun] = {}
+        self._sun_rows: tuple[object, list[SunRow]] | None = None  # by the plant lists' generations
         # Status families as last rendered, by (format, name): most of them are unchanged from one scrape to the
         # next, and prometheus_client's renderer costs far more than comparing what it would render.
         self._status_memo: dict[tuple[bool, str], tuple[Hashable, bytes]] = {}
@@ -601,25 +653,54 @@ class Exposition:
                 cached.gzip_prefix = b"".join(parts)
             return cached
 
+    def _sun_section(self, states: Sequence[AccountState], plants: _Rendered, openmetrics: bool,
+                     gzip: bool) -> _Sun:
+        """The sun family for the current minute. Positions are worked out once per plant list; elevations once a
+        minute per format (~2 us a plant), so a scrape almost always reuses the bytes."""
+        minute = int(self.clock() // SUN_PERIOD)
+        key = (plants.key, minute)
+        with self._lock:
+            cached = self._sun.get(openmetrics)
+            if cached is None or cached.key != key:
+                lists = tuple((s.name, s.plants.generation) for s in states if s.plants is not None)
+                if self._sun_rows is None or self._sun_rows[0] != lists:
+                    self._sun_rows = (lists, sun_rows(states))
+                t = minute * SUN_PERIOD + SUN_PERIOD / 2  # the middle of the minute: off by at most 0.125 degree
+                cached = _Sun(key, _coalesce(f.encode() for f in sun_family(self._sun_rows[1], t, openmetrics)))
+                self._sun[openmetrics] = cached
+            if gzip and cached.deflated is None:
+                state = zlib.compressobj(6, zlib.DEFLATED, -15)
+                parts = [state.compress(chunk) for chunk in cached.chunks]
+                parts.append(state.flush(zlib.Z_SYNC_FLUSH))
+                crc = plants.crc
+                for chunk in cached.chunks:
+                    crc = zlib.crc32(chunk, crc)
+                cached.crc, cached.size = crc, sum(len(chunk) for chunk in cached.chunks)
+                cached.deflated = b"".join(parts)
+            return cached
+
     def prepare(self, states: Sequence[AccountState]) -> None:
-        """Render these states' plant section now in every format (and encoding) rendered before, so that the
-        next scrapes find it ready."""
+        """Render these states' plant section (and the sun's, for this minute) now in every format (and encoding)
+        rendered before, so that the next scrapes find them ready."""
         with self._lock:
             wanted = [(openmetrics, r.gzip_prefix is not None) for openmetrics, r in self._cache.items()]
         for openmetrics, gzip in wanted:
-            self._plants(states, openmetrics, gzip)
+            self._sun_section(states, self._plants(states, openmetrics, gzip), openmetrics, gzip)
 
     def render_parts(self, states: Sequence[AccountState], *, openmetrics: bool, gzip: bool) -> list[bytes]:
         """The body as a list of byte strings to be written in order: the cached section is never copied."""
         plants = self._plants(states, openmetrics, gzip)
+        sun = self._sun_section(states, plants, openmetrics, gzip)
         status = self._status(states, openmetrics)
         if not gzip:
-            return [*plants.chunks, status]
-        assert plants.gzip_prefix is not None
-        # The cached stream stops at a sync flush, so the status section can follow as the stream's last blocks
-        # (a copy of a paused compressor costs more than deflating the small status section anew).
-        trailer = struct.pack("<II", zlib.crc32(status, plants.crc), (plants.size + len(status)) & 0xFFFFFFFF)
-        return [plants.gzip_prefix, _deflate_tail(status) + trailer]
+            return [*plants.chunks, *sun.chunks, status]
+        assert plants.gzip_prefix is not None and sun.deflated is not None
+        # The cached stream stops at a sync flush, so the sun's blocks and then the status section can follow as
+        # the stream's last blocks (a copy of a paused compressor costs more than deflating the small status
+        # section anew).
+        size = plants.size + sun.size + len(status)
+        trailer = struct.pack("<II", zlib.crc32(status, sun.crc), size & 0xFFFFFFFF)
+        return [plants.gzip_prefix, sun.deflated, _deflate_tail(status) + trailer]
 
     def _status(self, states: Sequence[AccountState], openmetrics: bool) -> bytes:
         """What prometheus_client renders for the status and runtime collectors. StatusCollector is a function of

@@ -89,6 +89,11 @@ QUANTITY_FAMILIES: Mapping[str, Family] = {
 POINT_VALUE = "isolarcloud_plant_point_value"
 POINT_VALUE_HELP = ("Configured extra plant point, as the API gives it (no unit conversion; see the unit label)."
                     + CACHED)
+# Computed by the exporter (serve/sun.py), not read from the cloud; rendered at most once a minute (exposition.py).
+SUN_ELEVATION = "isolarcloud_plant_sun_elevation_degrees"
+SUN_ELEVATION_HELP = ("Solar elevation at the plant in degrees (geometric; negative below the horizon), computed by "
+                      "the exporter from the plant's coordinates or, without them, its time zone (label source; "
+                      "time_zone as on isolarcloud_plant_info); recomputed once a minute.")
 
 
 DROP_REASONS = ("negative", "decrease")
