@@ -366,14 +366,15 @@ def assets(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"--output: cannot write {exc.filename or output}: {exc.strerror or exc}")
     print(f"Wrote {len(plan)} files to {output}: prometheus/ (alert and recording rules, their promtool tests, "
-          "an example prometheus.yml) and grafana/ (dashboards, provisioning).")
+          "their templates and generate.py for your job name, an example prometheus.yml and alertmanager.yml) "
+          "and grafana/ (dashboards, provisioning).")
     return 0
 
 
 # Where the rules and dashboards are, inside the package as installed, and the paths they get in --output.
 ASSET_DIRS = (("assets/prometheus", "prometheus"), ("assets/grafana/dashboards", "grafana/dashboards"),
               ("assets/grafana/provisioning", "grafana/provisioning"))
-ASSET_SUFFIXES = (".yml", ".yaml", ".json")
+ASSET_SUFFIXES = (".yml", ".yaml", ".json", ".py")  # .py: prometheus/generate.py, which renders src/
 
 
 def shipped_assets() -> list[tuple[str, Path]] | None:

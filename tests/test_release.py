@@ -184,9 +184,11 @@ def test_build_produces_versioned_wheel_and_sdist(dist):
 
 
 def shipped_assets_in_repo() -> list[tuple[str, Path]]:
-    """The files `assets` writes (relative path, repository file): the rules with their tests and the example
-    Prometheus configuration, the dashboards, the Grafana provisioning."""
-    files = [*sorted((REPO / "prometheus").glob("*.yml")), *sorted((REPO / "prometheus/tests").glob("*.yml")),
+    """The files `assets` writes (relative path, repository file): the rules with their tests, their templates
+    and generator, the example Prometheus and Alertmanager configurations, the dashboards, the Grafana
+    provisioning."""
+    files = [*sorted((REPO / "prometheus").glob("*.yml")), *sorted((REPO / "prometheus").glob("*.py")),
+             *sorted((REPO / "prometheus/src").glob("*.yml")), *sorted((REPO / "prometheus/tests").glob("*.yml")),
              *sorted((REPO / "grafana/dashboards").glob("*.json")),
              *sorted((REPO / "grafana/provisioning").glob("*/*.yml"))]
     return [(p.relative_to(REPO).as_posix(), p) for p in files]
@@ -233,9 +235,17 @@ def test_assets_written_from_the_installed_package(image_venv, tmp_path, promtoo
     check = subprocess.run([promtool, "check", "rules", str(out / "prometheus/alerts.yml"),
                             str(out / "prometheus/rules.yml")], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
-    tests = subprocess.run([promtool, "test", "rules", *map(str, sorted((out / "prometheus/tests").glob("*.yml")))],
+    # One unit test file shows that the written tree holds together (its `rule_files` path resolves); the files are
+    # the repository's, byte for byte, and tests/test_rules.py runs every one of them.
+    tests = subprocess.run([promtool, "test", "rules", str(out / "prometheus/tests/operations_test.yml")],
                            capture_output=True, text=True, timeout=120, cwd=out)
     assert tests.returncode == 0, tests.stdout + tests.stderr
+    # The written generator renders the rules for another job from the written templates (docs/alerts.md#job-name).
+    (tmp_path / "mine.yml").write_text("selector: 'job=\"solar\"'\n", encoding="utf-8")
+    _run([str(image_venv / "python"), str(out / "prometheus/generate.py"), "--config", str(tmp_path / "mine.yml"),
+          "--out", str(tmp_path / "mine")], env=_clean_env(), cwd=tmp_path)
+    mine = (tmp_path / "mine/alerts.yml").read_text(encoding="utf-8")
+    assert 'job="solar"' in mine and 'job="isolarcloud"' not in mine
     # Nothing is overwritten unless asked.
     again = subprocess.run([exporter, "assets", "--output", str(out)], env=_clean_env(), capture_output=True,
                            text=True, timeout=60)
@@ -285,7 +295,9 @@ def test_sdist_tests_run_from_the_sdist(checkout_sdist):
                                capture_output=True, text=True, timeout=300)
     assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
     assert re.search(r"^(\d+) tests collected", collected.stdout, re.M)
-    ran = subprocess.run([*pytest_cmd, "tests/unit", "tests/test_golden.py", "tests/test_architecture.py",
+    # The tests that read the sdist's data files (golden files, docs, configuration fixtures); tests/unit is
+    # code only, which the collection above already imported.
+    ran = subprocess.run([*pytest_cmd, "tests/test_golden.py", "tests/test_architecture.py",
                           "tests/test_config.py", "tests/test_model.py"],
                          cwd=checkout_sdist, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]

@@ -75,7 +75,8 @@ def test_promtool_check_example_config(promtool):
 
 @pytest.mark.parametrize("unit_tests", UNIT_TESTS, ids=lambda p: p.name)
 def test_promtool_unit_tests(promtool, unit_tests):
-    """One file per test, so that pytest-xdist spreads them (each takes promtool 5-20 s)."""
+    """One file per test, so that pytest-xdist spreads them (each takes promtool 2-11 s). With the check of the
+    rule files and of prometheus.yml above, these are the commands docs/alerts.md#loading-the-rules gives."""
     result = run(promtool, "test", "rules", unit_tests)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAILED" not in result.stdout + result.stderr
