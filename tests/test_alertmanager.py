@@ -163,6 +163,12 @@ def plant(account: str, ps_id: str, instance: str = INSTANCE) -> dict[str, str]:
             "ps_type": "residential_pv"}
 
 
+def device(ps_key: str) -> dict[str, str]:
+    """The labels a device fault alert adds to its plant's (from an open fault record)."""
+    return {"ps_key": ps_key, "device_name": "Inverter 1", "device_type": "inverter", "fault_code": "42",
+            "fault_name": "Grid Overvoltage", "fault_type": "fault", "fault_level": "1", "source": "fault_record"}
+
+
 def post(url: str, alerts: list[dict[str, Any]]) -> None:
     response = requests.post(f"{url}/api/v2/alerts", json=alerts, timeout=10)
     assert response.status_code == 200, response.text
@@ -223,7 +229,8 @@ def test_a_cloud_outage_is_one_notification(alertmanager: str) -> None:
     post(alertmanager, [alert("IsolarcloudCloudOutage", job=job)]
          + [alert("IsolarcloudDataStale", job=job, instance=INSTANCE, account=a) for a in accounts]
          + [alert("IsolarcloudAccountRefreshFailing", job=job, instance=INSTANCE, account=a) for a in accounts]
-         + [alert("IsolarcloudPlantFaultLosingProduction", job=job, **plant("cloud-a", "3001"))])
+         + [alert("IsolarcloudPlantFaultLosingProduction", job=job, **plant("cloud-a", "3001"))]
+         + [alert("IsolarcloudDeviceFault", job=job, **plant("cloud-b", "3002"), **device("3002_1_1_1"))])
     found = states(alertmanager, job=job)
     assert found[("IsolarcloudCloudOutage", "warning", "", "")] == ("active", [])
     for account in accounts:
@@ -232,11 +239,13 @@ def test_a_cloud_outage_is_one_notification(alertmanager: str) -> None:
             state, by = found[(name, severity, account, "")]
             assert state == "suppressed" and "IsolarcloudCloudOutage" in by, (name, account)
     assert found[("IsolarcloudPlantFaultLosingProduction", "critical", "cloud-a", "3001")][0] == "suppressed"
+    assert found[("IsolarcloudDeviceFault", "warning", "cloud-b", "3002")][0] == "suppressed"
 
 
 def test_fleet_and_plant_alerts_inhibit_what_they_explain(alertmanager: str) -> None:
     """A fault across an account silences its plant faults; no data silences no power; the critical version of
-    an alert silences its warning; an exporter that is down silences its accounts' alerts."""
+    an alert silences its warning; an exporter that is down silences its accounts' alerts; a device's fault
+    silences its plant's fault warning, not the page for lost production."""
     job = "am-fleet"
     post(alertmanager, [
         alert("IsolarcloudAccountPlantsFaulted", "warning", job=job, account="fleet"),
@@ -248,6 +257,11 @@ def test_fleet_and_plant_alerts_inhibit_what_they_explain(alertmanager: str) -> 
         alert("IsolarcloudExporterDown", job=job, instance="exporter-b:10027"),
         alert("IsolarcloudPlantAlarm", job=job, **plant("far", "6001", instance="exporter-b:10027")),
         alert("IsolarcloudApiQuotaErrors", job=job, instance="exporter-b:10027", account="far", result="E999"),
+        # A device's open fault says more than its plant's fault status; the page for lost production stays.
+        alert("IsolarcloudDeviceFault", job=job, **plant("dev", "7001"), **device("7001_1_1_1")),
+        alert("IsolarcloudPlantFault", job=job, **plant("dev", "7001")),
+        alert("IsolarcloudPlantFaultLosingProduction", job=job, **plant("dev", "7001")),
+        alert("IsolarcloudPlantFault", job=job, **plant("dev", "7002")),
     ])
     found = states(alertmanager, job=job)
     assert found[("IsolarcloudAccountPlantsFaulted", "critical", "fleet", "")] == ("active", [])
@@ -260,3 +274,7 @@ def test_fleet_and_plant_alerts_inhibit_what_they_explain(alertmanager: str) -> 
     assert found[("IsolarcloudPlantNoProduction", "critical", "solo", "5002")] == ("active", [])
     assert found[("IsolarcloudPlantAlarm", "warning", "far", "6001")] == ("suppressed", ["IsolarcloudExporterDown"])
     assert found[("IsolarcloudApiQuotaErrors", "warning", "far", "")] == ("suppressed", ["IsolarcloudExporterDown"])
+    assert found[("IsolarcloudDeviceFault", "warning", "dev", "7001")] == ("active", [])
+    assert found[("IsolarcloudPlantFault", "warning", "dev", "7001")][0] == "suppressed"
+    assert found[("IsolarcloudPlantFaultLosingProduction", "critical", "dev", "7001")] == ("active", [])
+    assert found[("IsolarcloudPlantFault", "warning", "dev", "7002")] == ("active", [])
