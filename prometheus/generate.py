@@ -10,7 +10,8 @@ written with the default selector `job="isolarcloud"` and `${name}` placeholders
 configuration (CONFIG below, the `_config` of a mixin) is the one place for your job selector, your Grafana and
 runbook addresses and those thresholds; a `--config` YAML file overrides any of its keys. Rendering
 
-* replaces `job="isolarcloud"` with `selector` and each `${name}` with its value;
+* replaces `job="isolarcloud"` with `selector` and each `${name}` with its value (`${down}` and
+  `${down:<collection>}` with the condition "the account's data is down", see `down()`);
 * adds to every alert a `runbook_url` (runbook_url + "#" + the alert name in lower case: the heading of its
   runbook entry in docs/alerts.md) and a `dashboard_url` (the plant dashboard for an alert whose description
   names a ps_id, else the fleet dashboard, with the alert's labels as variables), unless the template sets one;
@@ -111,6 +112,24 @@ def load_config(path: Path | None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- rendering
 
 
+DOWN = re.compile(r"\$\{down(?::(\w+))?\}")
+
+
+def down(collection: str | None) -> str:
+    """`${down}` / `${down:<collection>}`: 1 per (account, collection) whose data is down, for an alert's hold
+    outside the group that records account_collection:isolarcloud_collection_up:down. Groups are evaluated
+    independently, so in the minute an outage begins such an alert may run before the record does: the record is
+    OR'd with the two conditions it is computed from (a collection down; the exporter not scraped, within the hold
+    window), which are a few series per account. Past the hold window the record alone carries an exporter that
+    stays down. One line, so that it fits any place in a template's expression."""
+    matcher = f'job="isolarcloud", collection="{collection}"' if collection else 'job="isolarcloud"'
+    keys = "job, instance, account, collection"
+    return (f"(account_collection:isolarcloud_collection_up:down{{{matcher}}}"
+            f" or on ({keys}) ((isolarcloud_collection_up{{{matcher}}} == 0) + 1)"
+            f" or on ({keys}) (last_over_time(isolarcloud_collection_up{{{matcher}}}[${{hold}}]) * 0 + 1"
+            f' and on (job, instance) (up{{job="isolarcloud"}} == 0)))')
+
+
 def _placeholders(text: str, config: Mapping[str, Any], source: str) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -118,6 +137,7 @@ def _placeholders(text: str, config: Mapping[str, Any], source: str) -> str:
             raise GenerateError(f"{source}: unknown placeholder ${{{name}}}")
         return str(config[name])
 
+    text = DOWN.sub(lambda m: down(m.group(1)), text)
     return PLACEHOLDER.sub(value, text)
 
 
