@@ -6,6 +6,7 @@ when that is withheld."""
 from __future__ import annotations
 
 import statistics
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -157,3 +158,47 @@ def test_withheld_with_the_plant_list(make_sim: Callable[..., Simulator],
     text = r.scrape()
     assert 'isolarcloud_up{account="login"} 0.0' in text
     assert by_plant(text, SUN) == {} and by_plant(text, "isolarcloud_plant_info") == {}
+
+
+def test_a_new_minute_is_computed_off_the_scrape_path(fleet: Simulator, run_exporter: Callable[..., Running],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one scrape computes the new minute's sun (held here until the test lets it go), the other scrapes get
+    the previous minute's bytes at once instead of queueing behind it; afterwards every scrape gets the new ones.
+    The plant section itself is never recomputed for it."""
+    clock = Clock(START // 60 * 60)
+    r = run_exporter({"refresh_interval": 3600, "accounts": [login_account(fleet, **PLANTS_ONLY)]}, clock=clock,
+                     start=False)
+    r.refresh_now()
+    exposition = exposition_module.Exposition(runtime_collectors=[], clock=clock)
+    states = r.exporter.states()
+
+    def sun_of(parts: list[bytes]) -> bytes:
+        return b"".join(line for line in b"".join(parts).splitlines(keepends=True) if line.startswith(SUN.encode()))
+
+    before = sun_of(exposition.render_parts(states, openmetrics=False, gzip=False))
+    assert before
+    real = exposition_module.sun_family
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> Iterator[str]:
+        entered.set()
+        assert release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exposition_module, "sun_family", slow)
+    clock.advance(60)
+    computing: list[bytes] = []
+    worker = threading.Thread(
+        target=lambda: computing.append(sun_of(exposition.render_parts(states, openmetrics=False, gzip=False))))
+    worker.start()
+    assert entered.wait(10)
+    # Meanwhile: the previous minute's bytes, plain and gzip, without waiting for the computation.
+    assert sun_of(exposition.render_parts(states, openmetrics=False, gzip=False)) == before
+    zipped = b"".join(exposition.render_parts(states, openmetrics=False, gzip=True))
+    assert sun_of([zlib.decompress(zipped, 31)]) == before
+    release.set()
+    worker.join(10)
+    assert computing and computing[0] != before, "the sun moved in a minute"
+    assert sun_of(exposition.render_parts(states, openmetrics=False, gzip=False)) == computing[0]
+    assert sun_of([zlib.decompress(b"".join(exposition.render_parts(states, openmetrics=False, gzip=True)), 31)]) \
+        == computing[0]

@@ -628,6 +628,8 @@ class Exposition:
         self._cache: dict[bool, _Rendered] = {}
         self._sun: dict[bool, _Sun] = {}
         self._sun_rows: tuple[object, list[SunRow]] | None = None  # by the plant lists' generations
+        self._sun_busy: set[bool] = set()  # formats whose sun one scrape is computing
+        self._sun_ready = threading.Condition(self._lock)
         # Status families as last rendered, by (format, name): most of them are unchanged from one scrape to the
         # next, and prometheus_client's renderer costs far more than comparing what it would render.
         self._status_memo: dict[tuple[bool, str], tuple[Hashable, bytes]] = {}
@@ -656,28 +658,54 @@ class Exposition:
     def _sun_section(self, states: Sequence[AccountState], plants: _Rendered, openmetrics: bool,
                      gzip: bool) -> _Sun:
         """The sun family for the current minute. Positions are worked out once per plant list; elevations once a
-        minute per format (~2 us a plant), so a scrape almost always reuses the bytes."""
+        minute per format (~2 us a plant), so a scrape almost always reuses the bytes. The minute's new bytes are
+        computed by one scrape outside the lock (~0.16 s at 10,000 plants); scrapes meanwhile get the previous
+        minute's bytes for the same plant section (the sun has moved at most 0.25 degree), or wait for the new
+        ones where the plant section is new too."""
         minute = int(self.clock() // SUN_PERIOD)
         key = (plants.key, minute)
-        with self._lock:
-            cached = self._sun.get(openmetrics)
-            if cached is None or cached.key != key:
-                lists = tuple((s.name, s.plants.generation) for s in states if s.plants is not None)
-                if self._sun_rows is None or self._sun_rows[0] != lists:
-                    self._sun_rows = (lists, sun_rows(states))
-                t = minute * SUN_PERIOD + SUN_PERIOD / 2  # the middle of the minute: off by at most 0.125 degree
-                cached = _Sun(key, _coalesce(f.encode() for f in sun_family(self._sun_rows[1], t, openmetrics)))
-                self._sun[openmetrics] = cached
-            if gzip and cached.deflated is None:
-                state = zlib.compressobj(6, zlib.DEFLATED, -15)
-                parts = [state.compress(chunk) for chunk in cached.chunks]
-                parts.append(state.flush(zlib.Z_SYNC_FLUSH))
-                crc = plants.crc
-                for chunk in cached.chunks:
-                    crc = zlib.crc32(chunk, crc)
-                cached.crc, cached.size = crc, sum(len(chunk) for chunk in cached.chunks)
-                cached.deflated = b"".join(parts)
-            return cached
+        with self._sun_ready:
+            while True:
+                cached = self._sun.get(openmetrics)
+                if cached is not None and cached.key == key:
+                    break
+                if openmetrics not in self._sun_busy:
+                    self._sun_busy.add(openmetrics)
+                    cached = None
+                    break
+                if cached is not None and cached.key[0] == plants.key:
+                    break  # the previous minute's, while another scrape computes this one's
+                self._sun_ready.wait()
+        if cached is None:
+            try:
+                cached = self._compute_sun(states, key, minute, openmetrics)
+            finally:
+                with self._sun_ready:
+                    self._sun_busy.discard(openmetrics)
+                    self._sun_ready.notify_all()
+        if gzip and cached.deflated is None:
+            state = zlib.compressobj(6, zlib.DEFLATED, -15)
+            parts = [state.compress(chunk) for chunk in cached.chunks]
+            parts.append(state.flush(zlib.Z_SYNC_FLUSH))
+            crc = plants.crc
+            for chunk in cached.chunks:
+                crc = zlib.crc32(chunk, crc)
+            # Set together, by whichever scrape gets here first: the values are the same for any of them.
+            cached.crc, cached.size, cached.deflated = crc, sum(len(c) for c in cached.chunks), b"".join(parts)
+        return cached
+
+    def _compute_sun(self, states: Sequence[AccountState], key: tuple[object, ...], minute: int,
+                     openmetrics: bool) -> _Sun:
+        lists = tuple((s.name, s.plants.generation) for s in states if s.plants is not None)
+        rows = self._sun_rows
+        if rows is None or rows[0] != lists:
+            rows = (lists, sun_rows(states))
+            self._sun_rows = rows
+        t = minute * SUN_PERIOD + SUN_PERIOD / 2  # the middle of the minute: off by at most 0.125 degree
+        fresh = _Sun(key, _coalesce(f.encode() for f in sun_family(rows[1], t, openmetrics)))
+        with self._sun_ready:
+            self._sun[openmetrics] = fresh
+        return fresh
 
     def prepare(self, states: Sequence[AccountState]) -> None:
         """Render these states' plant section (and the sun's, for this minute) now in every format (and encoding)
