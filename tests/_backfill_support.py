@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +13,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.conftest import free_port, serving
 
 PROMETHEUS = "/usr/bin/prometheus"
 
@@ -58,35 +57,11 @@ class Prom:
 @contextmanager
 def prometheus_on(data: Path, tmp: Path) -> Iterator[Prom]:
     binary = require_prometheus()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = tmp / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1m}\nscrape_configs: []\n")
-    log = tmp / "prometheus.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-                                 f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=20y",
-                                 "--log.level=warn"], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"prometheus not ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with serving([binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=20y", "--log.level=warn"],
+                 tmp / "prometheus.log", f"{url}/-/ready", stop_timeout=20):
         yield Prom(url)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import IN_CI, require_tool
+from tests.conftest import IN_CI, free_port, require_tool, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "prometheus" / "alertmanager.yml"
@@ -103,44 +101,16 @@ def alertmanager_binary() -> str:
     pytest.skip("alertmanager not installed (Debian package prometheus-alertmanager)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = alertmanager_binary()
     tmp = tmp_path_factory.mktemp("alertmanager")
     port = free_port()
-    log = tmp / "alertmanager.log"
-    proc = subprocess.Popen(
-        [binary, f"--config.file={EXAMPLE}", f"--storage.path={tmp / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"alertmanager exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"alertmanager not ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    with serving([binary, f"--config.file={EXAMPLE}", f"--storage.path={tmp / 'data'}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+                 tmp / "alertmanager.log", f"{url}/-/ready"):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def alert(name: str, severity: str | None = None, **labels: str) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -44,7 +43,7 @@ from tests._grafana_support import (
     targets,
     variables,
 )
-from tests.conftest import require_tool
+from tests.conftest import free_port, require_tool, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -73,12 +72,6 @@ NO_DATA_EXPECTED: dict[tuple[str, str], str] = {}
 
 
 # --------------------------------------------------------------------------- the stack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
@@ -441,34 +434,31 @@ def _notify_through_alertmanager(tmp: Path, alerts: list[dict[str, Any]]) -> lis
         {"url": f"http://127.0.0.1:{hook.server_address[1]}/", "send_resolved": False}]}]
     (tmp / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     port, log = free_port(), tmp / "alertmanager.log"
-    proc = subprocess.Popen([binary, f"--config.file={tmp / 'alertmanager.yml'}", f"--storage.path={tmp / 'am'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api/v2/alerts"
     try:
-        wait_http(f"http://127.0.0.1:{port}/-/ready", proc, log)
-        posted = [{"labels": a["labels"], "annotations": a["annotations"], "startsAt": a["activeAt"]}
-                  for a in alerts]
-        # Inhibiting alerts first, as they are when they have fired for a while: Alertmanager's inhibitor reads
-        # new alerts on its own, so one posted together with its target may not be known yet when the
-        # target's group is notified (seen on a loaded machine).
-        sources = [a for a in posted if a["labels"]["alertname"] in INHIBITING]
-        api = f"http://127.0.0.1:{port}/api/v2/alerts"
-        if sources:
-            assert requests.post(api, json=sources, timeout=10).status_code == 200
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and len(requests.get(api, timeout=10).json()) < len(sources):
+        with serving([binary, f"--config.file={tmp / 'alertmanager.yml'}", f"--storage.path={tmp / 'am'}",
+                      f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                     log, f"http://127.0.0.1:{port}/-/ready", timeout=20):
+            posted = [{"labels": a["labels"], "annotations": a["annotations"], "startsAt": a["activeAt"]}
+                      for a in alerts]
+            # Inhibiting alerts first, as they are when they have fired for a while: Alertmanager's inhibitor
+            # reads new alerts on its own, so one posted together with its target may not be known yet when the
+            # target's group is notified (seen on a loaded machine).
+            sources = [a for a in posted if a["labels"]["alertname"] in INHIBITING]
+            if sources:
+                assert requests.post(api, json=sources, timeout=10).status_code == 200
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and len(requests.get(api, timeout=10).json()) < len(sources):
+                    time.sleep(0.1)
+                time.sleep(0.5)
+            assert requests.post(api, json=posted, timeout=10).status_code == 200
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not received:
                 time.sleep(0.1)
-            time.sleep(0.5)
-        assert requests.post(api, json=posted, timeout=10).status_code == 200
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not received:
-            time.sleep(0.1)
-        time.sleep(1.5)  # one more group interval: anything else it would notify
-        assert received, "Alertmanager notified nothing:\n" + log.read_text()[-2000:]
-        return received
+            time.sleep(1.5)  # one more group interval: anything else it would notify
+            assert received, "Alertmanager notified nothing:\n" + log.read_text()[-2000:]
+            return received
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         hook.shutdown()
 
 

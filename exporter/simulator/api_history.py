@@ -49,20 +49,7 @@ def _plants(ctx: Context, body: dict[str, Any]) -> tuple[list[Plant], list[str]]
         return error(ctx.clock(), "009", "er_missing_parameter:ps_id_list")
     if len(ids) > MAX_PLANTS:
         return invalid(ctx, "ps_id_list")
-    plants: list[Plant] = []
-    illegal: list[str] = []
-    seen: set[str] = set()
-    for raw in ids:
-        if raw in seen:
-            continue
-        seen.add(raw)
-        n = lenient_int(raw)
-        plant = ctx.fleet.authorized(n) if n is not None else None
-        if plant is None:
-            illegal.append(raw)
-        else:
-            plants.append(plant)
-    return plants, illegal
+    return ctx.fleet.asked(ids)
 
 
 def _points(value: Any, known: Container[int] = POINTS) -> tuple[int, list[int]]:
@@ -147,8 +134,13 @@ def _available_until(ctx: Context, plant: Plant, now: float) -> int:
     return local_now // 86400 * 86400 - 1
 
 
-def _window(ctx: Context, body: dict[str, Any]) -> tuple[int, int, int] | Reply:
-    """(first row's wall time, end of the window, step) from start_time_stamp, end_time_stamp, minute_interval."""
+def _window(ctx: Context, body: dict[str, Any], asked: int) -> tuple[int, int, int] | Reply:
+    """(first row's wall time, end of the window, step) from start_time_stamp, end_time_stamp, minute_interval;
+    `asked`: the number of points asked for, checked first (both minute endpoints take up to 50)."""
+    if asked == 0:
+        return error(ctx.clock(), "009", "er_missing_parameter:points")
+    if asked > MAX_MINUTE_POINTS:
+        return invalid(ctx, "points")
     start, end = _wall(body["start_time_stamp"]), _wall(body["end_time_stamp"])
     if start is None:
         return invalid(ctx, "start_time_stamp")
@@ -179,11 +171,7 @@ def minute_data(ctx: Context, req: Request, fault: Fault | None) -> Reply:
         return got
     plants, illegal = got
     asked, point_ids = _points(body["points"])
-    if asked == 0:
-        return error(now, "009", "er_missing_parameter:points")
-    if asked > MAX_MINUTE_POINTS:
-        return invalid(ctx, "points")
-    window = _window(ctx, body)
+    window = _window(ctx, body, asked)
     if isinstance(window, Reply):
         return window
     first, end, step = window
@@ -214,11 +202,7 @@ def _device_minute(ctx: Context, req: Request, legacy: bool) -> Reply:
     if len(keys) > MAX_PLANTS or len(kinds) > 1:
         return invalid(ctx, "ps_key_list")
     asked, point_ids = _points(body["points"], supported_points(next(iter(kinds))) if kinds else ())
-    if asked == 0:
-        return error(now, "009", "er_missing_parameter:points")
-    if asked > MAX_MINUTE_POINTS:
-        return invalid(ctx, "points")
-    window = _window(ctx, body)
+    window = _window(ctx, body, asked)
     if isinstance(window, Reply):
         return window
     first, end, step = window

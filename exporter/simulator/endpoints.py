@@ -145,16 +145,9 @@ def realtime(sim: Context, req: Request, fault: Fault | None) -> Reply:
         n = lenient_int(raw)
         if n in POINTS and n not in known:
             known.append(n)
-    entries, fails, seen = [], [], set()
-    for raw in ps_ids:
-        if raw in seen:
-            continue
-        seen.add(raw)
-        n = lenient_int(raw)
-        plant = sim.fleet.authorized(n) if n is not None else None
-        if plant is None:
-            fails.append(raw)
-            continue
+    plants, fails = sim.fleet.asked(ps_ids)
+    entries = []
+    for plant in plants:
         entry: dict[str, Any] = {"ps_id": str(plant.ps_id), "ps_name": plant.fields["ps_name"],
                                  "ps_key": f"{plant.ps_id}_11_0_0", "uuid": plant.uuid}
         at = plant.data_time(now, sim.update_time_style, sim.data_interval)

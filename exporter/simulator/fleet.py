@@ -280,6 +280,20 @@ class Fleet:
         p = self.by_id.get(ps_id)
         return None if p is None or ps_id in self.unauthorized else p
 
+    def asked(self, raw_ids: list[str]) -> tuple[list[Plant], list[str]]:
+        """The plants of a ps_id list as a request gives it (strings, repeats dropped): (the ones the app may see,
+        in order; the others as written, for the answer's fail or illegal list)."""
+        plants: list[Plant] = []
+        unknown: list[str] = []
+        for raw in dict.fromkeys(raw_ids):
+            n = lenient_int(raw)
+            plant = self.authorized(n) if n is not None else None
+            if plant is None:
+                unknown.append(raw)
+            else:
+                plants.append(plant)
+        return plants, unknown
+
     def query(self, ps_types: frozenset[int] | None, name: str, valid_flags: frozenset[int],
               share_types: frozenset[int] | None = None, authorized_only: bool = False) -> list[Plant]:
         key = (ps_types, name, valid_flags, share_types, authorized_only)

@@ -119,34 +119,25 @@ class Simulator:
         token_answer_shape: str = "result_data",
         page_size_over_limit: str = "clamp",
     ) -> None:
-        if total_key not in TOTAL_KEYS:
-            raise ValueError(f"total_key must be one of {TOTAL_KEYS}")
-        if install_power_unit not in INSTALL_POWER_UNITS:
-            raise ValueError(f"install_power_unit must be one of {INSTALL_POWER_UNITS}")
-        if device_fail_keys not in FAIL_KEYS:
-            raise ValueError(f"device_fail_keys must be one of {tuple(FAIL_KEYS)}")
-        if device_claim_key not in CLAIM_KEYS:
-            raise ValueError(f"device_claim_key must be one of {CLAIM_KEYS}")
-        if history_current_day not in CURRENT_DAY_MODES:
-            raise ValueError(f"history_current_day must be one of {CURRENT_DAY_MODES}")
-        if history_window not in WINDOW_MODES:
-            raise ValueError(f"history_window must be one of {WINDOW_MODES}")
-        if history_types not in TYPE_STYLES:
-            raise ValueError(f"history_types must be one of {TYPE_STYLES}")
+        # Every option that takes one of a few spellings, checked alike.
+        for name, value, allowed in (
+                ("total_key", total_key, TOTAL_KEYS),
+                ("install_power_unit", install_power_unit, INSTALL_POWER_UNITS),
+                ("device_fail_keys", device_fail_keys, tuple(FAIL_KEYS)),
+                ("device_claim_key", device_claim_key, CLAIM_KEYS),
+                ("history_current_day", history_current_day, CURRENT_DAY_MODES),
+                ("history_window", history_window, WINDOW_MODES),
+                ("history_types", history_types, TYPE_STYLES),
+                ("expired_token_style", expired_token_style, ("envelope", "oauth_error")),
+                ("legacy_units", legacy_units, LEGACY_UNITS),
+                ("realtime_limit_style", realtime_limit_style, REALTIME_LIMIT_STYLES),
+                ("update_time_style", update_time_style, UPDATE_TIME_STYLES),
+                ("token_answer_shape", token_answer_shape, TOKEN_ANSWER_SHAPES),
+                ("page_size_over_limit", page_size_over_limit, ("clamp", "reject"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {tuple(allowed)}")
         if not 0.0 <= history_gap_rate <= 1.0:
             raise ValueError("history_gap_rate must be between 0 and 1")
-        if expired_token_style not in ("envelope", "oauth_error"):
-            raise ValueError('expired_token_style must be "envelope" or "oauth_error"')
-        for name, value, allowed in (("legacy_units", legacy_units, LEGACY_UNITS),
-                                     ("realtime_limit_style", realtime_limit_style, REALTIME_LIMIT_STYLES)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}")
-        if update_time_style not in UPDATE_TIME_STYLES:
-            raise ValueError(f"update_time_style must be one of {UPDATE_TIME_STYLES}")
-        if token_answer_shape not in TOKEN_ANSWER_SHAPES:
-            raise ValueError(f"token_answer_shape must be one of {TOKEN_ANSWER_SHAPES}")
-        if page_size_over_limit not in ("clamp", "reject"):
-            raise ValueError('page_size_over_limit must be "clamp" or "reject"')
         self.host, self.port = host, port
         self.appkey, self.secret_key = appkey, secret_key
         self.total_key = total_key
