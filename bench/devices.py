@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from collections import Counter
@@ -295,22 +294,7 @@ class ReferenceDeviceCollector:
 
 
 def serve_reference(port: int, state_path: str) -> None:
-    from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-    from prometheus_client.exposition import start_http_server
-
-    from exporter.serve.metrics import StatusCollector
-
-    with open(state_path, "rb") as fh:
-        state = pickle.load(fh)
-    registry = CollectorRegistry()
-    registry.register(base.ReferencePlantCollector(lambda: [state]))  # type: ignore[arg-type]
-    registry.register(ReferenceDeviceCollector(lambda: [state]))  # type: ignore[arg-type]
-    registry.register(StatusCollector(lambda: [state]))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    start_http_server(port, "127.0.0.1", registry)
-    threading.Event().wait()
+    base.serve_reference(port, state_path, extra=(ReferenceDeviceCollector,))
 
 
 def calls_by_endpoint(api_requests: dict[tuple[str, str], int]) -> dict[str, int]:
@@ -449,19 +433,9 @@ def scale_run(plants: int, devices: bool, ps_type: str | None, quick: bool,
                        "floor": (floor_port, floor.pid)}
             rounds, budget = (3, 0.3) if quick else (5, 0.8)
             series = {(s, g, c): base.Series() for s in servers for g in (False, True) for c in (False, True)}
-            reference_spent, reference_budget = 0.0, 20.0 if quick else 40.0
+            reference_spent = 0.0
             for r in range(rounds):
-                for name, (port, pid) in servers.items():
-                    for gz_mode in (False, True):
-                        slow = name == "reference"
-                        target = series[(name, gz_mode, False)]
-                        if slow and r > 0 and reference_spent + 2 * target.p(50) > reference_budget:
-                            continue
-                        t1 = time.perf_counter()
-                        base.sequential(port, pid, gz_mode, budget, 1 if slow else 5, 3 if slow else 400, target,
-                                        warm=not slow)
-                        if slow:
-                            reference_spent += time.perf_counter() - t1
+                reference_spent += base.sequential_round(servers, series, r, budget, quick, reference_spent)
             for _r in range(rounds):
                 for name, (port, pid) in servers.items():
                     if name == "reference":

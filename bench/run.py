@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,8 +246,10 @@ class ReferencePlantCollector:
         yield points
 
 
-def serve_reference(port: int, state_path: str) -> None:
-    """The straightforward way: collectors in a registry, prometheus_client renders on every scrape."""
+def serve_reference(port: int, state_path: str,
+                    extra: Sequence[Callable[[Callable[[], list[Any]]], Any]] = ()) -> None:
+    """The straightforward way: collectors in a registry, prometheus_client renders on every scrape. `extra`: more
+    collector classes over the same state (bench/devices.py adds the device families)."""
     from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
     from prometheus_client.exposition import start_http_server
 
@@ -256,7 +258,8 @@ def serve_reference(port: int, state_path: str) -> None:
     with open(state_path, "rb") as fh:
         state = pickle.load(fh)
     registry = CollectorRegistry()
-    registry.register(ReferencePlantCollector(lambda: [state]))  # type: ignore[arg-type]
+    for collector in (ReferencePlantCollector, *extra):
+        registry.register(collector(lambda: [state]))
     registry.register(StatusCollector(lambda: [state]))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -318,6 +321,25 @@ def sequential(port: int, pid: int, gzip: bool, budget: float, minimum: int, max
     finally:
         client.close()
 
+
+def sequential_round(servers: dict[str, tuple[int, int]], series: dict[tuple[str, bool, bool], Series],
+                     r: int, budget: float, quick: bool, reference_spent: float) -> float:
+    """Round `r` of sequential scrapes, interleaving the servers, plain and gzip; returns the time spent on the
+    reference. The reference renders for seconds per scrape at large fleets: at least one sample each, then more
+    only while its time budget (20 s quick, 40 s full, over all rounds) lasts."""
+    reference_budget = 20.0 if quick else 40.0
+    spent = 0.0
+    for name, (port, pid) in servers.items():
+        for gz_mode in (False, True):
+            slow = name == "reference"
+            target = series[(name, gz_mode, False)]
+            if slow and r > 0 and reference_spent + spent + 2 * target.p(50) > reference_budget:
+                continue
+            t0 = time.perf_counter()
+            sequential(port, pid, gz_mode, budget, 1 if slow else 5, 3 if slow else 400, target, warm=not slow)
+            if slow:
+                spent += time.perf_counter() - t0
+    return spent
 
 def concurrent(port: int, pid: int, gzip: bool, per_client: int, series: Series) -> None:
     clients = [Client(port, gzip=gzip) for _ in range(CONCURRENCY)]
@@ -565,21 +587,9 @@ def bench_size(plants: int, quick: bool, log: Callable[[str], None]) -> dict[str
             rounds = 3 if quick else 5
             budget = 0.3 if quick else 0.8
             series = {(s, g, c): Series() for s in servers for g in (False, True) for c in (False, True)}
-            reference_spent, reference_budget = 0.0, 20.0 if quick else 40.0
+            reference_spent = 0.0
             for r in range(rounds):
-                for name, (port, pid) in servers.items():
-                    for gz_mode in (False, True):
-                        slow = name == "reference"
-                        target = series[(name, gz_mode, False)]
-                        # The reference renders for seconds per scrape at large fleets: at least one sample
-                        # each, then more only while its time budget lasts.
-                        if slow and r > 0 and reference_spent + 2 * target.p(50) > reference_budget:
-                            continue
-                        t0 = time.perf_counter()
-                        sequential(port, pid, gz_mode, budget, 1 if slow else 5, 3 if slow else 400, target,
-                                   warm=not slow)
-                        if slow:
-                            reference_spent += time.perf_counter() - t0
+                reference_spent += sequential_round(servers, series, r, budget, quick, reference_spent)
                 log(f"  round {r + 1}/{rounds}: sequential p50 plain exporter "
                     f"{series[('exporter', False, False)].p(50) * 1e3:.2f} ms, reference "
                     f"{series[('reference', False, False)].p(50) * 1e3:.1f} ms, floor "

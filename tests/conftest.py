@@ -41,6 +41,31 @@ def require_tool(name: str) -> str:
     pytest.skip(f"{name} not installed; ./scripts/test.sh installs it")
 
 
+def alertmanager_binary() -> str:
+    """Alertmanager: `alertmanager` in the release archives, `prometheus-alertmanager` in Debian's package."""
+    for name in ("alertmanager", "prometheus-alertmanager"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if IN_CI:
+        pytest.fail("alertmanager is required in CI (Debian package prometheus-alertmanager)")
+    pytest.skip("alertmanager not installed (Debian package prometheus-alertmanager)")
+
+
+class Calls:
+    """Counts the calls of a module's function for the test, by wrapping it where the module looks it up."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> None:
+        self.count = 0
+        real = getattr(module, name)
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counting)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.fetch.auth import Auth, LoginAuth, OAuth2Auth, Tokens
 from exporter.fetch.envelope import decode, endpoint_name
 from exporter.fetch.session import ApiSession
 from exporter.fetch.transport import Gateway
+
+if TYPE_CHECKING:
+    from exporter.collect.engine import AccountEngine
 
 Answer = dict[str, Any] | Exception
 Handler = Callable[[dict[str, Any]], Answer]
@@ -126,3 +129,20 @@ def paged_list(rows: list[dict[str, Any]], *, total_key: str | None = "row_count
         return ok(data)
 
     return answer
+
+
+OAUTH2 = {"mode": "oauth2", "appkey": "APPKEY", "secret_key": "SECRET", "refresh_token": "r0"}
+
+
+def engine_on(gateway: FakeGateway, clock: Callable[[], float], account: dict[str, Any],
+              auth: dict[str, Any] | None = None) -> AccountEngine:
+    """The engine the exporter builds for one account (app.build_engine), talking to `gateway`. `account`: the
+    account's configuration keys; `refresh_interval` and `max_age` in it are the top-level ones."""
+    from exporter.app import build_engine
+    from exporter.config import parse_config
+
+    account = dict(account)
+    top = {k: account.pop(k) for k in ("refresh_interval", "max_age") if k in account}
+    config = parse_config({"refresh_interval": 300, **top, "accounts": [{
+        "name": "a", "base_url": "http://gateway.invalid", **account, "auth": auth or OAUTH2}]}, env={})
+    return build_engine(config.accounts[0], config, clock, gateway=gateway.attach)

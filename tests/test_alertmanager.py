@@ -9,7 +9,6 @@ them these tests skip on a developer machine and fail under CI=true.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -20,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import IN_CI, free_port, require_tool, serving
+from tests.conftest import alertmanager_binary, free_port, require_tool, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "prometheus" / "alertmanager.yml"
@@ -89,16 +88,6 @@ def test_inhibition_rules_name_only_alerts_that_exist() -> None:
 
 
 # --------------------------------------------------------------------------- a real Alertmanager
-
-
-def alertmanager_binary() -> str:
-    for name in ("alertmanager", "prometheus-alertmanager"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if IN_CI:
-        pytest.fail("alertmanager is required in CI (Debian package prometheus-alertmanager)")
-    pytest.skip("alertmanager not installed (Debian package prometheus-alertmanager)")
 
 
 @pytest.fixture(scope="module")

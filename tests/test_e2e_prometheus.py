@@ -43,7 +43,7 @@ from tests._grafana_support import (
     targets,
     variables,
 )
-from tests.conftest import free_port, require_tool, serving
+from tests.conftest import alertmanager_binary, free_port, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -412,7 +412,7 @@ INHIBITING = frozenset({"IsolarcloudDeviceFault", "IsolarcloudDeviceAlarm"})
 def _notify_through_alertmanager(tmp: Path, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Hand Prometheus' firing alerts to a real Alertmanager (the compose stack's configuration: routes and
     inhibit rules, with a webhook receiver and 1 s grouping) as Prometheus would, and return what it notified."""
-    binary = require_tool("prometheus-alertmanager")
+    binary = alertmanager_binary()
     received: list[dict[str, Any]] = []
 
     class Webhook(http.server.BaseHTTPRequestHandler):

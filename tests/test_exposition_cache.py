@@ -30,7 +30,7 @@ from exporter.serve import exposition as exposition_module
 from exporter.serve.exposition import SECTIONS, Exposition, account_data, plant_families
 from exporter.serve.metrics import StatusCollector
 from exporter.simulator import Simulator
-from tests.conftest import Clock, Running, oauth_account
+from tests.conftest import Calls, Clock, Running, oauth_account
 
 OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 LIST, REALTIME = "queryPowerStationList", "getPowerStationRealTimeData"
@@ -60,27 +60,13 @@ def _start(run_exporter: Callable[..., Running], sim: Simulator, **account: Any)
 
 def _plants_section(states: list[AccountState], openmetrics: bool) -> bytes:
     """The cached section (plant families, then the other SECTIONS), built with the plant renderer imported
-    here: _CountingRenders counts the module's, i.e. the exposition's own renders only."""
+    here: Calls counts the module's, i.e. the exposition's own renders only."""
     rest = "".join(chunk for section in SECTIONS[1:] for chunk in section(states, openmetrics))
     return ("".join(plant_families(account_data(states), openmetrics)) + rest).encode()
 
 
 def _body(exposition: Exposition, states: list[AccountState], *, openmetrics: bool, gzip: bool) -> bytes:
     return b"".join(exposition.render_parts(states, openmetrics=openmetrics, gzip=gzip))
-
-
-class _CountingRenders:
-    """Counts renders of the plant section (wraps the module's renderer)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        real = exposition_module.plant_families
-
-        def counting(*args: Any, **kwargs: Any) -> Iterator[str]:
-            self.count += 1
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(exposition_module, "plant_families", counting)
 
 
 def _families(text: str, openmetrics: bool) -> dict[str, tuple[str, str, set[tuple[str, frozenset[Any], float]]]]:
@@ -117,7 +103,7 @@ def test_same_snapshot_rendered_once_and_replaced_when_it_changes(sim: Simulator
     first = sim.plants[0].ps_id
     sim.set_plant(first, ps_name="Before-Rename-1")
     r = _start(run_exporter, sim)
-    exposition = _CountingRenders(monkeypatch)
+    exposition = Calls(monkeypatch, exposition_module, "plant_families")
     assert exposition.count == 0
     for _ in range(4):
         assert 'ps_name="Before-Rename-1"' in r.scrape()
@@ -234,7 +220,7 @@ def test_status_section_is_prometheus_clients_and_never_stale(sim: Simulator,
     r = _start(run_exporter, sim, realtime={"enabled": False})
     ticking = _Ticking()
     exposition = Exposition(runtime_collectors=[ticking])
-    renders = _CountingRenders(monkeypatch)
+    renders = Calls(monkeypatch, exposition_module, "plant_families")
     for round_ in range(8):
         if round_ == 4:
             r.refresh_now()  # the account's status changes: refreshes_total, API request counters, ...

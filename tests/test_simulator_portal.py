@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from exporter.simulator import Simulator
+from tests.test_simulator import FakeClock
 
 KEY = "demo-secret-key"
 APPKEY = "DEMOAPPKEY00000000000000000000001"
@@ -23,17 +24,6 @@ REALTIME = "/openapi/platform/getPowerStationRealTimeData"
 LEGACY_LIST = "/openapi/getPowerStationList"
 T0 = float(calendar.timegm((2024, 6, 15, 10, 0, 0)))
 JSON = "application/json;charset=UTF-8"
-
-
-class FakeClock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def post(sim: Simulator, path: str, body: dict[str, Any], *, token: str | None = None, content_type: str | None = JSON,
@@ -93,7 +83,7 @@ def test_point_units_as_the_cloud_writes_them() -> None:
 
 
 def test_legacy_list_has_no_update_time_but_zoned_update_times() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     with Simulator(plants=30, seed=2, clock=clock) as sim:
         rows = post(sim, LEGACY_LIST, {"curPage": 1, "size": 30, "token": login_token(sim), "valid_flag": "1,2,3"},
                     headers={"sys_code": "901"}).json()["result_data"]["pageList"]
@@ -109,7 +99,7 @@ def _legacy_rows(sim: Simulator) -> list[dict[str, Any]]:
 
 
 def test_varied_legacy_units() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     factors = {"Wh": 1.0, "kWh": 1e3, "MWh": 1e6, "GWh": 1e9}
     with Simulator(plants=60, seed=3, clock=clock, legacy_units="varied") as varied, \
             Simulator(plants=60, seed=3, clock=clock) as portal:
@@ -160,7 +150,7 @@ def test_access_tokens_revoked_after_n_calls() -> None:
 
 
 def test_rate_limiter_scenario() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     with Simulator(plants=3, clock=clock, rate_limit=(3, 2.0)) as sim:
         token = sim.issue_tokens()["access_token"]
         answers = [post(sim, LIST, {"page": 1, "size": 1}, token=token) for _ in range(4)]

@@ -16,7 +16,7 @@ import pytest
 from exporter.serve import exposition as exposition_module
 from exporter.serve.sun import elevation, zone_hours
 from exporter.simulator import Simulator
-from tests.conftest import Clock, Running, login_account, samples, select
+from tests.conftest import Calls, Clock, Running, login_account, samples, select
 
 SUN = "isolarcloud_plant_sun_elevation_degrees"
 START = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
@@ -32,18 +32,6 @@ def _float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if number != 0 else None
-
-
-class _CountingSun:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        real = exposition_module.sun_family
-
-        def counting(*args: Any, **kwargs: Any) -> Iterator[str]:
-            self.count += 1
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(exposition_module, "sun_family", counting)
 
 
 # The sun needs the plant list and nothing else: the other collections (a device list per plant) would only cost
@@ -102,7 +90,7 @@ def test_recomputed_once_a_minute_not_per_scrape(fleet: Simulator, run_exporter:
     r = run_exporter({"refresh_interval": 3600, "accounts": [login_account(fleet, **PLANTS_ONLY)]}, clock=clock,
                      start=False)
     r.refresh_now()
-    renders = _CountingSun(monkeypatch)
+    renders = Calls(monkeypatch, exposition_module, "sun_family")
     first = by_plant(r.scrape(), SUN)
     for _ in range(3):
         clock.advance(15)  # still the same minute

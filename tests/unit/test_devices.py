@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from exporter.app import build_engine
 from exporter.collect.devices import DeviceInventoryCollection, DeviceRealtimeCollection
 from exporter.collect.engine import AccountEngine
-from exporter.config import parse_config
 from exporter.data import (
     DEVICE_NORMAL,
     Device,
@@ -27,7 +25,17 @@ from exporter.data import (
 from exporter.fetch.devices import DeviceListApi, DeviceRealtimeApi, parse_device
 from exporter.fetch.envelope import QuotaError, ResponseError
 from tests.conftest import Clock
-from tests.fakes import FakeGateway, fail, login_session, oauth_session, ok, paged_list, plant_row, token_answers
+from tests.fakes import (
+    FakeGateway,
+    engine_on,
+    fail,
+    login_session,
+    oauth_session,
+    ok,
+    paged_list,
+    plant_row,
+    token_answers,
+)
 
 LIST, REALTIME = "queryPowerStationList", "getPowerStationRealTimeData"
 DEVICES, DEVICE_RT = "getDeviceListByPsId", "getDeviceRealTimeData"
@@ -231,15 +239,11 @@ def make(gateway: FakeGateway, clock: Clock, plants: int = 20, devices_per_plant
     gateway.handlers.setdefault(DEVICES, device_lists({i: [device_row(i, n) for n in range(1, devices_per_plant + 1)]
                                                        for i in ids}))
     gateway.handlers.setdefault(DEVICE_RT, device_realtime())
-    top = {k: account.pop(k) for k in ("refresh_interval", "max_age") if k in account}
     # The device collections beside the plant list and real-time data: the other collections are specified
     # in their own tests.
     account.setdefault("faults", {"enabled": False})
     account.setdefault("details", {"enabled": False})
-    config = parse_config({"refresh_interval": 300, **top, "accounts": [{
-        "name": "a", "base_url": "http://gateway.invalid", **account,
-        "auth": {"mode": "oauth2", "appkey": "APPKEY", "secret_key": "SECRET", "refresh_token": "r0"}}]}, env={})
-    return build_engine(config.accounts[0], config, clock, gateway=gateway.attach)
+    return engine_on(gateway, clock, account)
 
 
 @pytest.fixture

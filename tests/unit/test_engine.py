@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 
-from exporter.app import build_engine
 from exporter.collect.budget import Share
 from exporter.collect.collection import Cycle, Published, SpreadCollection
 from exporter.collect.engine import AccountEngine
-from exporter.config import parse_config
 from tests.conftest import Clock
-from tests.fakes import FakeGateway, fail, ok, paged_list, plant_row, token_answers
+from tests.fakes import FakeGateway, engine_on, fail, ok, paged_list, plant_row, token_answers
 
 LIST, REALTIME = "queryPowerStationList", "getPowerStationRealTimeData"
 HOUR = 3600.0
@@ -35,12 +33,8 @@ def make(gateway: FakeGateway, clock: Clock, plants: int = 25, **account: Any) -
     gateway.handlers.setdefault(LIST, paged_list([plant_row(1000 + i) for i in range(plants)]))
     gateway.handlers.setdefault(REALTIME, realtime_answers)
     gateway.handlers.setdefault("refreshToken", token_answers())
-    top = {k: account.pop(k) for k in ("refresh_interval", "max_age") if k in account}
     account.setdefault("devices", {"enabled": False})  # these specify the plant collections; devices: test_devices*
-    config = parse_config({"refresh_interval": 300, **top, "accounts": [{
-        "name": "a", "base_url": "http://gateway.invalid", **account,
-        "auth": {"mode": "oauth2", "appkey": "APPKEY", "secret_key": "SECRET", "refresh_token": "r0"}}]}, env={})
-    return build_engine(config.accounts[0], config, clock, gateway=gateway.attach)
+    return engine_on(gateway, clock, account)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from exporter.app import build_engine
 from exporter.collect.engine import CREDENTIAL_BACKOFF, AccountEngine
 from exporter.config import ConfigError, parse_config
 from exporter.data import Fault
@@ -19,7 +18,7 @@ from exporter.fetch.details import parse_detail, parse_rows
 from exporter.fetch.faults import device_type_code, parse_fault
 from exporter.fetch.parse import zone_offset
 from tests.conftest import Clock
-from tests.fakes import FakeGateway, fail, ok, paged_list, plant_row, token_answers
+from tests.fakes import FakeGateway, engine_on, fail, ok, paged_list, plant_row, token_answers
 
 LIST, LEGACY_LIST, REALTIME = "queryPowerStationList", "getPowerStationList", "getPowerStationRealTimeData"
 FAULTS, DETAILS = "getFaultAlarmInfo", "getPowerStationDetail"
@@ -96,10 +95,7 @@ def make(gateway: FakeGateway, clock: Clock, *, mode: str = "oauth2", plants: li
     account.setdefault("realtime", {"enabled": False})
     account.setdefault("devices", {"enabled": False})  # specified in tests/unit/test_devices.py
     account.setdefault("api_quota", {"enabled": False})  # specified in tests/unit/test_quota.py
-    top = {k: account.pop(k) for k in ("refresh_interval", "max_age") if k in account}
-    config = parse_config({"refresh_interval": 300, **top, "accounts": [{
-        "name": "a", "base_url": "http://gateway.invalid", **account, "auth": auth}]}, env={})
-    return build_engine(config.accounts[0], config, clock, gateway=gateway.attach)
+    return engine_on(gateway, clock, account, auth)
 
 
 @pytest.fixture
