@@ -8,6 +8,7 @@ immutable once published, so a scrape can read it without locks while the next r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -60,6 +61,26 @@ def slug(table: Mapping[int, str], code: int | None) -> str:
 
 def ps_type_slug(code: int | None) -> str:
     return slug(PS_TYPE_SLUGS, code)
+
+
+# A plant's time zone as the API writes it (`ps_current_time_zone`): `GMT+8`, `GMT-3:30`, `UTC+05:45`, `GMT`. Read
+# by the fetch side (local timestamps) and the serve side (the sun without coordinates) alike.
+_ZONE_RE = re.compile(r"^(GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+
+
+def zone_minutes(zone: str, *, bare_sign: bool = False) -> int | None:
+    """The UTC offset of a plant's zone in minutes, with the sign as written (the API's sign is disputed:
+    api-notes.md); None for any other text or beyond 14 hours. `bare_sign`: also `+9` without GMT/UTC."""
+    text = zone.strip()
+    if text.upper() in ("GMT", "UTC"):
+        return 0
+    match = _ZONE_RE.match(text)
+    if not match or (match.group(1) is None and not bare_sign):
+        return None
+    minutes = int(match.group(3)) * 60 + int(match.group(4) or 0)
+    if minutes > 14 * 60:
+        return None
+    return minutes if match.group(2) == "+" else -minutes
 
 
 # -- plant quantities ---------------------------------------------------------------------------------------

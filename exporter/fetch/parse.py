@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..data import zone_minutes
+
 _WH = 3600.0  # joules per watt-hour
 
 # Auto-scaled, localised units of the legacy list → factor to the base unit (W or J).
@@ -107,8 +109,6 @@ def parse_coordinate(value: Any, limit: float) -> float | None:
     return number
 
 
-_GMT_RE = re.compile(r"^(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
-
 
 @functools.lru_cache(maxsize=1024)  # a fleet has a few dozen zones; parsed once each, not once per plant
 def zone_offset(spec: str, plant_zone: str) -> timezone | None:
@@ -118,17 +118,10 @@ def zone_offset(spec: str, plant_zone: str) -> timezone | None:
     if spec != "plant":
         sign = 1 if spec[0] == "+" else -1
         return timezone(sign * timedelta(hours=int(spec[1:3]), minutes=int(spec[4:6])))
-    text = plant_zone.strip()
-    if text.upper() in ("GMT", "UTC"):
-        return timezone.utc
-    match = _GMT_RE.match(text)
-    if not match:
+    minutes = zone_minutes(plant_zone)
+    if minutes is None:
         return None
-    sign = 1 if match.group(1) == "+" else -1
-    delta = timedelta(hours=int(match.group(2)), minutes=int(match.group(3) or 0))
-    if delta > timedelta(hours=14):
-        return None
-    return timezone(sign * delta)
+    return timezone.utc if minutes == 0 else timezone(timedelta(minutes=minutes))
 
 
 # The two shapes the API really uses, every field two digits (the year four): strptime reads exactly these

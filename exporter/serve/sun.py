@@ -14,10 +14,11 @@ time alone and is computed once per call of `elevations`; each plant then costs 
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from ..data import zone_minutes
 
 _RAD = math.pi / 180.0
 _DEG = 180.0 / math.pi
@@ -87,23 +88,12 @@ def elevations(positions: Sequence[Position], t: float) -> list[float]:
     return out
 
 
-_ZONE_RE = re.compile(r"^(?:GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
-
-
 def zone_hours(zone: str) -> float | None:
-    """The UTC offset in hours of a zone as iSolarCloud writes it (`GMT+8`, `GMT-3:30`, `UTC+05:45`, `GMT`), or
-    None when it is none of these. The sign is taken as written: the API's sign is disputed (api-notes.md), which
-    is why `positions` prefers what plants with coordinates in the same zone say."""
-    text = zone.strip()
-    if text.upper() in ("GMT", "UTC"):
-        return 0.0
-    match = _ZONE_RE.match(text)
-    if not match:
-        return None
-    hours = int(match.group(2)) + int(match.group(3) or 0) / 60.0
-    if hours > 14:
-        return None
-    return hours if match.group(1) == "+" else -hours
+    """The UTC offset in hours of a zone as iSolarCloud writes it (`GMT+8`, `GMT-3:30`, `UTC+05:45`, `GMT`, also a
+    bare `+9`), or None. The sign is taken as written: the API's sign is disputed (api-notes.md), which is why
+    `positions` prefers what plants with coordinates in the same zone say."""
+    minutes = zone_minutes(zone, bare_sign=True)
+    return None if minutes is None else minutes / 60.0
 
 
 def _wrap(longitude: float) -> float:
