@@ -9,6 +9,7 @@ permissions (`setpriv`), so a read-only directory is read-only for it too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -136,3 +137,49 @@ def test_a_failed_write_later_is_counted_not_ready_and_retried(sim: Simulator, t
     assert f"token file {token_file} written again" in log
     assert "refresh token rotated" in log
     assert "Traceback" not in log
+
+
+# The exporter and `isolarcloud-exporter backfill` build their sessions the same way (app.account_session);
+# this child does so from the configuration file and makes one call once the common start time comes.
+TWIN = """
+import hashlib, json, sys, time
+import yaml
+from exporter.app import account_session
+from exporter.config import parse_config
+config = parse_config(yaml.safe_load(open(sys.argv[1])))
+renewals = []
+session = account_session(config.accounts[0], config, lambda endpoint, result: None,
+                          lambda kind, result: renewals.append([kind, result]))
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+plants = session.call("/openapi/platform/queryPowerStationList", {"page": 1, "size": 10, "valid_flag": "1,3"})
+access = hashlib.sha256(session.auth.tokens.access_token.encode()).hexdigest()
+print(json.dumps({"renewals": renewals, "access": access, "plants": len(plants["pageList"])}))
+"""
+
+
+def test_two_processes_on_one_token_file_renew_it_once(sim: Simulator, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    token_file = state / "home.json"
+    config = _config(tmp_path, sim, token_file)
+    issued = sim.issue_tokens()
+    token_file.write_text(json.dumps({"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
+                                      "access_expires_at": time.time() - 1, "refresh_expires_at": None}))
+    token_file.chmod(0o600)
+    # Both find the access token expired at the same moment (as the exporter and a backfill do, both using the
+    # one from the file); the gateway takes a second to answer the refresh, so the two renewals would overlap.
+    sim.inject("hook", path="refreshToken", times=2, hook=lambda s: time.sleep(1.0))
+    at = str(time.time() + 2.5)
+    twins = [subprocess.Popen([sys.executable, "-c", TWIN, str(config), at], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [twin.communicate(timeout=60) for twin in twins]
+    assert [twin.returncode for twin in twins] == [0, 0], [err for _, err in outputs]
+    answers = [json.loads(out) for out, _ in outputs]
+    assert sorted(len(a["renewals"]) for a in answers) == [0, 1], answers
+    assert [r for a in answers for r in a["renewals"]] == [["refresh", "success"]]
+    assert sim.count("refreshToken") == 1
+    stored = json.loads(token_file.read_text())
+    assert {a["access"] for a in answers} == {hashlib.sha256(stored["access_token"].encode()).hexdigest()}
+    assert all(a["plants"] > 0 for a in answers)
+    assert sim.rotate_refresh_token_elsewhere(stored["refresh_token"])["refresh_token"], "the file holds the live token"
+    assert [p.name for p in state.iterdir()] == ["home.json"]  # no lock file or temporary copy beside it

@@ -16,11 +16,16 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: renewals are not serialised across processes (the retry below still applies)
+    fcntl = None  # type: ignore[assignment]
 
 from ..logs import register_secrets
 from .envelope import ApiError, CredentialError, check_result, endpoint_name
@@ -32,6 +37,9 @@ AuthRecorder = Callable[[str, str], None]
 WriteRecorder = Callable[[str | None], None]  # after each token file write: None, or why it failed
 REFRESH_TOKEN_LIFETIME = 30 * 86400  # [doc: Quick Start]; the API does not return it
 REFRESH_MARGIN = 300.0  # refresh the access token this long before it expires
+# How long a renewal waits for another process's renewal of the same token file (its one refresh call, bounded
+# by the HTTP timeout); past that it goes ahead unlocked, as a process without the lock would.
+FILE_LOCK_WAIT = 60.0
 LOGIN_TOKEN_LIFETIME = 86400  # sliding: each call resets it [doc: Getting Started (user-level)]
 LOGIN_PATH = "/openapi/login"
 TOKEN_PATH = "/openapi/apiManage/token"
@@ -84,6 +92,48 @@ class TokenFile:
         if not (isinstance(tokens.refresh_token, str) or isinstance(tokens.access_token, str)):
             raise TokenFileError(f"token file {self.path}: holds no token")
         return tokens
+
+    @contextlib.contextmanager
+    def held(self, timeout: float) -> Iterator[bool]:
+        """Hold the file against other processes for a read-renew-write (the exporter and a backfill share it):
+        an exclusive flock on the file itself, so no lock file lies beside it. True when held; False (go ahead
+        unlocked) when there is no file yet, no flock here, or `timeout` passed while another process held it."""
+        fd = self._lock(timeout)
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the lock
+
+    def _lock(self, timeout: float) -> int | None:
+        if fcntl is None:
+            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            os.close(fd)
+                            log.warning("token file %s: held by another process for %.0f s; renewing without "
+                                        "waiting longer", self.path, timeout)
+                            return None
+                        time.sleep(0.02)
+                held, current = os.fstat(fd), os.stat(self.path)
+            except OSError:
+                os.close(fd)
+                return None
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                return fd
+            # The holder we waited for wrote its tokens, which replaced the file: lock the new one.
+            os.close(fd)
 
     def remove_stale(self) -> None:
         """Remove temporary files of a write that was killed before its rename: they hold tokens too."""
@@ -247,11 +297,16 @@ class OAuth2Auth:
         self.refresh()
         return True
 
-    def refresh(self) -> None:
-        with self._lock:
+    def refresh(self, *, reuse: bool = True) -> None:
+        """Renew the tokens; with `reuse`, tokens another process renewed meanwhile serve instead (the probe,
+        which must see a refresh answer, passes False)."""
+        with self._lock, self._file_held():
             if self._released:
                 raise CredentialError("refreshToken", "released", "credentials handed over to a reloaded account")
-            self._adopt_newer_file()
+            if self._adopt_newer_file() and reuse and self._usable():
+                # Another process sharing the file (a backfill, `authorize`) renewed while we waited for it:
+                # its access token serves; refreshing too would only rotate the refresh token once more.
+                return
             if self._dead is not None:
                 raise self._dead
             if not self.tokens.refresh_token:
@@ -265,6 +320,15 @@ class OAuth2Auth:
                 if not self._adopt_newer_file(force=True):
                     raise
                 self._refresh_once()
+
+    def _file_held(self) -> contextlib.AbstractContextManager[bool]:
+        if self.token_file is None:
+            return contextlib.nullcontext(False)
+        return self.token_file.held(FILE_LOCK_WAIT)
+
+    def _usable(self) -> bool:
+        expires = self.tokens.access_expires_at
+        return bool(self.tokens.access_token) and (expires is None or expires - REFRESH_MARGIN > self.clock())
 
     def _refresh_once(self) -> None:
         body = {"appkey": self.appkey, "refresh_token": self.tokens.refresh_token}
@@ -368,8 +432,9 @@ class OAuth2Auth:
         """One-time authorisation code → tokens, persisted at once (the code cannot be used twice)."""
         body = {"appkey": self.appkey, "grant_type": "authorization_code", "code": code,
                 "redirect_uri": redirect_uri}
-        fresh = self._token_call(TOKEN_PATH, body, "code_exchange")
-        self._store(fresh)
+        with self._lock, self._file_held():  # a running exporter's renewal in flight finishes first
+            fresh = self._token_call(TOKEN_PATH, body, "code_exchange")
+            self._store(fresh)
         return fresh
 
 

@@ -221,7 +221,8 @@ class Probe:
             return Finding("", "", False, "not observed: without a token_file a refresh would spend the configured "
                            "refresh token, so the probe used the configured access token as it is")
         before = auth.tokens.refresh_token
-        auth.refresh()  # counted, and the rotated token saved to the token file at once, as the exporter does
+        # Counted, and the rotated token saved to the token file at once, as the exporter does.
+        auth.refresh(reuse=False)
         shape = self.gateway.token_shapes[-1]
         where = "both" if shape.top_level and shape.result_data else "top_level" if shape.top_level else \
             "result_data"

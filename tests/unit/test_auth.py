@@ -5,8 +5,11 @@ loops."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +160,78 @@ def test_a_failed_login_is_a_credential_error_even_with_result_code_1(state: str
     with pytest.raises(CredentialError) as caught:
         login_session(gateway, clock=lambda: 1e9).call("/openapi/getPowerStationList", {})
     assert caught.value.result == label
+
+
+# -- one token file, two processes (the exporter and a backfill) ---------------------------------------------
+
+
+def test_the_file_lock_waits_for_the_holder_and_follows_the_file_it_replaced(tmp_path: Path) -> None:
+    store = TokenFile(tmp_path / "tokens.json")
+    store.save(Tokens(refresh_token="r1"))
+    seen: list[tuple[bool, str | None]] = []
+    with store.held(5) as held:
+        assert held
+        # Each held() opens the file anew, so a second holder conflicts as another process would.
+        waiter = threading.Thread(target=lambda: _read_held(store, seen))
+        waiter.start()
+        time.sleep(0.3)
+        assert not seen, "the second holder must wait"
+        store.save(Tokens(refresh_token="r2"))  # the write replaces the file (a new inode)
+    waiter.join(5)
+    assert seen == [(True, "r2")]
+
+
+def _read_held(store: TokenFile, seen: list[tuple[bool, str | None]]) -> None:
+    with store.held(5) as held:
+        tokens = store.load()
+        seen.append((held, tokens.refresh_token if tokens else None))
+        # Held on the file it read: a third holder cannot come in now.
+        with store.held(0.1) as third:
+            assert not third
+
+
+def test_a_holder_that_never_lets_go_delays_a_renewal_only_so_long(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    store = TokenFile(tmp_path / "tokens.json")
+    store.save(Tokens(refresh_token="r1"))
+    with store.held(5):
+        started = time.monotonic()
+        with store.held(0.3) as second:
+            assert not second and 0.3 <= time.monotonic() - started < 3
+    assert f"token file {store.path}: held by another process" in caplog.text
+    assert "r1" not in caplog.text
+    with store.held(0.1) as free:
+        assert free
+    with TokenFile(tmp_path / "none.json").held(5) as missing:
+        assert not missing  # nothing to hold before the first write
+
+
+def test_a_renewal_made_by_another_holder_meanwhile_is_adopted_without_a_call(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    TokenFile(path).save(Tokens(access_token="a0", refresh_token="r0", access_expires_at=1e9 - 1))
+    entered, release = threading.Event(), threading.Event()
+    issued = token_answers()
+
+    def slow_refresh(body: dict[str, Any]) -> dict[str, Any]:
+        entered.set()
+        assert release.wait(5)
+        return issued(body)
+
+    first_gateway = FakeGateway({"refreshToken": slow_refresh, LIST: lambda body: ok({})})
+    second_gateway = FakeGateway({"refreshToken": token_answers("u"), LIST: lambda body: ok({})})
+    sessions = [ApiSession(g, OAuth2Auth.from_config(
+        g, appkey="APPKEY", secret_key="SECRET", lang="_en_US", access_token=None, refresh_token=None,
+        token_file=path, record_auth=lambda kind, result: None, clock=lambda: 1e9)) for g in (first_gateway,
+                                                                                          second_gateway)]
+    first = threading.Thread(target=lambda: sessions[0].call("/openapi/platform/" + LIST, {}))
+    first.start()
+    assert entered.wait(5)  # the first renewal is in flight, holding the file
+    second = threading.Thread(target=lambda: sessions[1].call("/openapi/platform/" + LIST, {}))
+    second.start()
+    time.sleep(0.3)
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert first_gateway.count("refreshToken") == 1 and second_gateway.count("refreshToken") == 0
+    assert second_gateway.calls[-1][2]["Authorization"] == "Bearer t-access-1"
+    assert json.loads(path.read_text())["refresh_token"] == "t-refresh-1"
