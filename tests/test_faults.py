@@ -426,12 +426,16 @@ def test_refresh_token_rotated_elsewhere(sim: Simulator, run_exporter: Callable[
     data.update(access_token=theirs["access_token"], refresh_token=theirs["refresh_token"],
                 access_expires_at=None)
     token_file.write_text(json.dumps(data))
+    renewals = sim.count("refreshToken")
     found = cycle(r, LIMIT, 1, clock)  # still inside the backoff: the new token file ends it at once
     assert clock.now < backoff
     assert_healthy(found, "oauth", sim)
     assert value(found, "isolarcloud_backoff_until_timestamp_seconds", account="oauth") == 0
-    # Their token was used once and rotated again: the file holds the newest one, which the gateway accepts.
-    assert json.loads(token_file.read_text())["refresh_token"] not in (ours, theirs["refresh_token"])
+    # Their tokens serve as they are, without a refresh of our own: the file keeps their refresh token, which
+    # the gateway still accepts.
+    assert sim.count("refreshToken") == renewals
+    assert json.loads(token_file.read_text())["refresh_token"] == theirs["refresh_token"]
+    assert sim.rotate_refresh_token_elsewhere(theirs["refresh_token"])["refresh_token"]
 
 
 # -- quota and rate limits ----------------------------------------------------------------------------------
