@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -135,7 +136,18 @@ def post(url: str, alerts: list[dict[str, Any]]) -> None:
 
 def states(url: str, **match: str) -> dict[tuple[str, ...], tuple[str, list[str]]]:
     """(alertname, severity, account, ps_id) -> (state, names of the inhibiting alerts), for the alerts whose
-    labels include `match`. Alertmanager names the first inhibiting alert it finds, not all of them."""
+    labels include `match`. Alertmanager names the first inhibiting alert it finds, not all of them. Its
+    inhibitor learns of a posted alert in a goroutine of its own, so the answer counts once two reads agree."""
+    last, deadline = _states(url, **match), time.monotonic() + 5
+    while True:
+        time.sleep(0.1)
+        now = _states(url, **match)
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+
+
+def _states(url: str, **match: str) -> dict[tuple[str, ...], tuple[str, list[str]]]:
     alerts = requests.get(f"{url}/api/v2/alerts", timeout=10).json()
     by_fingerprint = {a["fingerprint"]: a["labels"]["alertname"] for a in alerts}
     out = {}

@@ -100,7 +100,8 @@ def test_names_with_quotes_backslashes_newlines_and_unicode_survive(sim: Simulat
 
 
 def test_exposition_passes_promtool_and_parses_in_both_formats(sim: Simulator, run_exporter, promtool) -> None:
-    r = run_exporter({"accounts": [login_account(sim)]})
+    # The clock held still: the two formats are compared, and the sun's elevation changes with the minute.
+    r = run_exporter({"accounts": [login_account(sim)]}, clock=Clock())
     text = r.scrape()
     check = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()

@@ -142,7 +142,8 @@ def _raw(r: Running, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
 def test_gzip_is_one_stream_of_exactly_the_plain_body(awkward_sim: Simulator, run_exporter: Callable[..., Running],
                                                       openmetrics: bool) -> None:
     r = _start(run_exporter, awkward_sim)
-    r.exporter.exposition = Exposition(runtime_collectors=[])  # process_* would differ between two scrapes
+    # No process_* (they would differ between two scrapes), and a clock held still (so would the sun's minute).
+    r.exporter.exposition = Exposition(runtime_collectors=[], clock=Clock())
     accept = {"Accept": OPENMETRICS_ACCEPT} if openmetrics else {}
     for _ in range(2):  # the second round reuses the cached deflate stream
         for _ in range(3):
@@ -171,7 +172,7 @@ def test_gzip_tail_of_any_size_completes_the_stream(sim: Simulator, run_exporter
     family = GaugeMetricFamily("bench_series", "Many series.", labels=["n"])
     for n in range(series):
         family.add_metric([f"series number {n} ✓"], n / 7)
-    exposition = Exposition(runtime_collectors=[_Fixed([family])])
+    exposition = Exposition(runtime_collectors=[_Fixed([family])], clock=Clock())  # one sun minute throughout
     states = r.exporter.states()
     for openmetrics in (False, True, False):
         plain = _body(exposition, states, openmetrics=openmetrics, gzip=False)
@@ -219,7 +220,7 @@ def test_status_section_is_prometheus_clients_and_never_stale(sim: Simulator,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     r = _start(run_exporter, sim, realtime={"enabled": False})
     ticking = _Ticking()
-    exposition = Exposition(runtime_collectors=[ticking])
+    exposition = Exposition(runtime_collectors=[ticking], clock=Clock())  # the reference's sun: the same minute
     renders = Calls(monkeypatch, exposition_module, "plant_families")
     for round_ in range(8):
         if round_ == 4:

@@ -111,7 +111,7 @@ def test_reload_keeps_unchanged_restarts_changed_removes_and_adds(make_sim, live
     kept_engine, changed_engine = r.engine("keep"), r.engine("change")
     calls_before = value(before, "isolarcloud_api_calls_current_hour", account="change")
     loaded_at = value(before, "isolarcloud_config_last_reload_success_timestamp_seconds")
-    assert calls_before and loaded_at and value(before, "isolarcloud_config_last_reload_successful") == 1
+    assert calls_before is not None and loaded_at and value(before, "isolarcloud_config_last_reload_successful") == 1
     logins, refreshes = keep_sim.count("login"), change_sim.count("refreshToken")
 
     # change: another page size; drop: gone; add: new. The token file (not the seed token) is what carries over.

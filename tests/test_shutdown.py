@@ -67,7 +67,9 @@ def _stop_within_a_second(proc: subprocess.Popen[bytes], sig: signal.Signals) ->
             proc.kill()
     elapsed = time.monotonic() - started
     assert proc.returncode == 0
-    assert elapsed < 1.0, f"took {elapsed:.2f}s to stop"
+    # Well under the 5 s and 30 s HTTP timeouts these tests guard against waiting out; a busy CI core can take
+    # a second for the process's own exit.
+    assert elapsed < 3.0, f"took {elapsed:.2f}s to stop"
 
 
 def _assert_token_file_intact(token_file: Path, sim: Simulator) -> None:
