@@ -304,8 +304,8 @@ class OAuth2Auth:
             if self._released:
                 raise CredentialError("refreshToken", "released", "credentials handed over to a reloaded account")
             if self._adopt_newer_file() and reuse and self._usable():
-                # Another process sharing the file (a backfill, `authorize`) renewed while we waited for it:
-                # its access token serves; refreshing too would only rotate the refresh token once more.
+                # Another process sharing the file (the exporter, a backfill, `authorize`) renewed while we
+                # waited for it: its access token serves; refreshing too would only rotate the refresh token again.
                 return
             if self._dead is not None:
                 raise self._dead
