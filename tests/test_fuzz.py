@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from exporter.data import QUANTITIES
 from exporter.fetch.envelope import ApiError, check_result, decode, result_data
+from exporter.fetch.paging import row_total
 from exporter.fetch.parse import UnknownUnit, unit_value
-from exporter.fetch.plants import _total, legacy_production, parse_plant
+from exporter.fetch.plants import legacy_production, parse_plant
 from exporter.fetch.realtime import RealtimeApi
 from tests.fakes import FakeGateway, oauth_session, ok
 
@@ -146,6 +147,6 @@ def test_realtime_entries_never_raise(entry: dict[str, Any], extra: list[str]) -
 
 @SETTINGS
 @given(st.dictionaries(st.sampled_from(["rowCount", "row_count", "pageList"]), numberish | json_values))
-def test_total_never_raises(data: dict[str, Any]) -> None:
-    total = _total(data)
+def test_row_total_never_raises(data: dict[str, Any]) -> None:
+    total = row_total(data)
     assert total is None or (isinstance(total, int) and total >= 0)

@@ -18,7 +18,8 @@ from types import MappingProxyType
 from ..config import AccountConfig, Config
 from ..data import FAULT_TYPE_SLUGS, Fault, OpenFaults
 from ..fetch.envelope import DeniedError, ResponseError
-from ..fetch.faults import ENDPOINT, FaultApi, FaultListing, parse_fault, record_key
+from ..fetch.faults import ENDPOINT, FaultApi, parse_fault, record_key
+from ..fetch.paging import Listing
 from ..fetch.parse import ps_id, zone_offset
 from .budget import Demand, Share
 from .collection import Cycle, PassCollection, Published
@@ -116,7 +117,7 @@ class FaultsCollection(PassCollection):
         self.last = OpenFaults(faults_now, frozen, cycle.now, generation)
         return {"faults": self.last}
 
-    def _read(self) -> FaultListing:
+    def _read(self) -> Listing:
         listing = self.api.read()
         if listing.consistent:
             return listing
@@ -131,7 +132,7 @@ class FaultsCollection(PassCollection):
                             f"fault list inconsistent twice (totals {sorted(set(listing.totals))}, "
                             f"{len(listing.rows)} records read); keeping the previous open faults")
 
-    def _parse(self, listing: FaultListing, cycle: Cycle) -> tuple[list[Fault], Mapping[str, Counter[str]]]:
+    def _parse(self, listing: Listing, cycle: Cycle) -> tuple[list[Fault], Mapping[str, Counter[str]]]:
         plants = {p.ps_id: p for p in cycle.plants.plants} if cycle.plants else {}
         faults: list[Fault] = []
         counts: dict[str, Counter[str]] = {}

@@ -11,7 +11,8 @@ import logging
 from ..config import AccountConfig, Config
 from ..data import Plant, PlantList, Production
 from ..fetch.envelope import ResponseError
-from ..fetch.plants import PlantListApi, PlantListing, legacy_production, parse_plant
+from ..fetch.paging import Listing
+from ..fetch.plants import PlantListApi, legacy_production, parse_plant
 from .budget import Share
 from .collection import Cycle, PassCollection, Published
 from .counters import CounterGuard
@@ -84,7 +85,7 @@ class PlantListCollection(PassCollection):
             published["production"] = Production(values, taken_at=cycle.now, generation=cycle.next_generation())
         return published
 
-    def _read(self) -> PlantListing:
+    def _read(self) -> Listing:
         listing = self.api.read()
         if listing.consistent:
             return listing

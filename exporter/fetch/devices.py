@@ -19,6 +19,7 @@ from typing import Any
 
 from ..data import Device, DeviceReading
 from .envelope import ApiError, ResponseError, ResultError
+from .paging import Listing, read_pages, row_total
 from .parse import label_text, parse_float, parse_int, parse_timestamp, ps_id
 from .session import ApiSession
 
@@ -52,22 +53,6 @@ class TooManyPages(Exception):
         self.calls = calls
 
 
-@dataclass
-class DeviceListing:
-    """One plant's device list, each ps_key once, with what the pages said about the total."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    pages: int = 0
-    duplicates: int = 0
-    unusable: int = 0  # rows without a ps_key: nothing can be exported or asked for them
-    totals: list[int] = field(default_factory=list)
-
-    @property
-    def consistent(self) -> bool:
-        """Every page reported the same total and exactly that many devices were read (see PlantListing)."""
-        return not self.totals or (len(set(self.totals)) == 1 and len(self.rows) + self.unusable == self.totals[0])
-
-
 class DeviceListApi:
     def __init__(self, session: ApiSession, *, page_size: int, firmware: bool,
                  device_types: Sequence[int] = ()) -> None:
@@ -99,43 +84,24 @@ class DeviceListApi:
         if self.device_types:
             params["device_type_list"] = list(self.device_types)
         data = self.session.call(path, params, require_list="pageList")
-        return [r for r in data["pageList"] if isinstance(r, dict)], _total(data)
+        return [r for r in data["pageList"] if isinstance(r, dict)], row_total(data)
 
-    def read(self, plant: str, max_calls: int | None = None) -> DeviceListing:
+    def read(self, plant: str, max_calls: int | None = None) -> Listing:
         """Every page of one plant until the total is reached or a page comes back short; each ps_key once. When
         the first page's total says the plant needs more than `max_calls` calls, TooManyPages: the one call is
         spent, the rest is not."""
-        listing = DeviceListing()
-        seen: set[str] = set()
-        number, size = 1, 0
-        page_limit: int | None = None
-        while True:
-            rows, total = self.page(plant, number)
-            listing.pages += 1
-            size = max(size, len(rows))
-            if total is not None:
-                listing.totals.append(total)
-                page_limit = max(page_limit or 0, math.ceil(total / max(size, 1)) + 2)
-                if number == 1 and max_calls is not None and self.calls(total) > max_calls:
-                    raise TooManyPages(plant, self.calls(total))
-            for row in rows:
-                key = label_text(row.get("ps_key")).strip()
-                if not key:
-                    listing.unusable += 1
-                elif key in seen:
-                    listing.duplicates += 1
-                else:
-                    seen.add(key)
-                    listing.rows.append(row)
-            if not rows or (total is None and len(rows) < self.page_size) or \
-                    (total is not None and number * size >= total) or \
-                    (page_limit is not None and number >= page_limit):
-                break
-            if number >= MAX_PAGES:
-                raise ResponseError("getDeviceList", "invalid_response", f"more than {MAX_PAGES} pages of devices")
-            number += 1
-        if listing.pages > 1 and 0 < size < self.page_size:
-            self.served_page_size = size
+
+        def affordable(total: int) -> None:
+            if max_calls is not None and self.calls(total) > max_calls:
+                raise TooManyPages(plant, self.calls(total))
+
+        listing = read_pages(lambda number: self.page(plant, number),
+                             lambda row: label_text(row.get("ps_key")).strip() or None, asked=self.page_size,
+                             endpoint="getDeviceList", max_pages=MAX_PAGES, too_many="of devices",
+                             first_total=affordable)
+        served = listing.served_page_size(self.page_size)
+        if served is not None:
+            self.served_page_size = served
         return listing
 
     def devices(self, plant: str, *, strict: bool = True, max_calls: int | None = None) -> tuple[list[Device], int]:
@@ -152,14 +118,6 @@ class DeviceListApi:
                                     f"{sorted(set(listing.totals))}, {len(listing.rows)} devices read)")
         return [d for d in (parse_device(row, plant, firmware=self.firmware) for row in listing.rows)
                 if d is not None], calls
-
-
-def _total(data: Mapping[str, Any]) -> int | None:
-    for key in ("row_count", "rowCount"):  # the platform table says row_count, the legacy one rowCount
-        number = parse_int(data.get(key))
-        if number is not None and number >= 0:
-            return number
-    return None
 
 
 def _text(value: Any) -> str:

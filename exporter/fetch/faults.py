@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
 
 from ..data import Fault
-from .envelope import ResponseError
+from .paging import Listing, read_pages, row_total
 from .parse import label_text, parse_int, parse_timestamp, ps_id
 from .session import ApiSession
 
@@ -21,23 +20,6 @@ OAUTH_PATH = "/openapi/platform/getFaultAlarmInfo"
 LEGACY_PATH = "/openapi/getFaultAlarmInfo"
 ENDPOINT = "getFaultAlarmInfo"
 UNCLOSED = 8  # process_status: 8 unclosed, 9 closed, 999 both [doc]
-MAX_PAGES = 100_000
-
-
-@dataclass
-class FaultListing:
-    """The rows of one pass, each record once, with what the pages said about the total."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    totals: list[int] = field(default_factory=list)  # the total each page reported
-    pages: int = 0
-    duplicates: int = 0
-
-    @property
-    def consistent(self) -> bool:
-        """Every page reported the same total and that many distinct records were read. Records open and close
-        while a long list is paged (newest first), which shifts the pages; without a total nothing is checked."""
-        return not self.totals or (len(set(self.totals)) == 1 and len(self.rows) == self.totals[0])
 
 
 def record_key(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
@@ -66,52 +48,18 @@ class FaultApi:
         else:
             path, params = LEGACY_PATH, {"curPage": number, "size": self.page_size, "process_status": UNCLOSED}
         data = self.session.call(path, params, require_list="pageList")
-        return [r for r in data["pageList"] if isinstance(r, dict)], _total(data)
+        return [r for r in data["pageList"] if isinstance(r, dict)], row_total(data)
 
-    def read(self) -> FaultListing:
-        """Every page until the total is covered or a page comes back short; each record once."""
-        result = FaultListing()
-        seen: set[tuple[str, str, str, str]] = set()
-        number, size = 1, 0
-        page_limit: int | None = None
-        while True:
-            rows, total = self.page(number)
-            result.pages += 1
-            size = max(size, len(rows))
-            if total is not None:
-                result.totals.append(total)
-                # Records opened meanwhile may add a page or two; a server repeating full pages must not keep
-                # us paging forever.
-                page_limit = max(page_limit or 0, math.ceil(total / max(size, 1)) + 2)
-            for row in rows:
-                key = record_key(row)
-                if key in seen:
-                    result.duplicates += 1
-                    continue
-                seen.add(key)
-                result.rows.append(row)
-            if not rows or (total is None and len(rows) < self.page_size):
-                break
-            if total is not None and number * size >= total:
-                break
-            if page_limit is not None and number >= page_limit:
-                break
-            if number >= MAX_PAGES:
-                raise ResponseError(ENDPOINT, "invalid_response", f"more than {MAX_PAGES} pages without an end")
-            number += 1
-        if result.pages > 1 and 0 < size < self.page_size:
-            self.served_page_size = size
-        self.last_total = result.totals[-1] if result.totals else len(result.rows)
-        return result
-
-
-def _total(data: Mapping[str, Any]) -> int | None:
-    """`row_count` (platform table) or `rowCount` (legacy table): accept either."""
-    for key in ("row_count", "rowCount"):
-        number = parse_int(data.get(key))
-        if number is not None and number >= 0:
-            return number
-    return None
+    def read(self) -> Listing:
+        """Every page until the total is covered or a page comes back short; each record once. Records open and
+        close while a long list is paged (newest first), which shifts the pages: `consistent` then fails."""
+        listing = read_pages(self.page, record_key, asked=self.page_size, endpoint=ENDPOINT)
+        served = listing.served_page_size(self.page_size)
+        if served is not None:
+            self.served_page_size = served
+        total = listing.reported_total
+        self.last_total = total if total is not None else len(listing.rows)
+        return listing
 
 
 def device_type_code(row: Mapping[str, Any]) -> int | None:

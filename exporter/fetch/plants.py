@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import Plant
-from .envelope import ResponseError
+from .paging import Listing, read_pages, row_total
 from .parse import (
     UnknownUnit,
     label_text,
@@ -26,7 +25,6 @@ from .session import ApiSession
 
 OAUTH_LIST_PATH = "/openapi/platform/queryPowerStationList"
 LEGACY_LIST_PATH = "/openapi/getPowerStationList"
-MAX_PAGES = 100_000
 
 # Legacy list `{unit, value}` objects → plant quantities (the legacy list has no real-time endpoint).
 LEGACY_QUANTITIES: dict[str, str] = {
@@ -35,26 +33,6 @@ LEGACY_QUANTITIES: dict[str, str] = {
     "total_energy": "energy_joules",
     "total_capcity": "installed_power_watts",  # sic, the API's spelling
 }
-
-
-@dataclass
-class PlantListing:
-    """The rows of one pass over the list, each plant once, with what the pages said about the total."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    reported_total: int | None = None
-    pages: int = 0
-    duplicates: int = 0
-    unusable: int = 0  # rows without a usable ps_id: counted against the total, exported as nothing
-    totals: list[int] = field(default_factory=list)  # the total each page reported
-
-    @property
-    def consistent(self) -> bool:
-        """Every page reported the same total and exactly that many distinct plants were read. A list that
-        changed while it was paged (plants added or removed shift the pages) or a page that repeated or
-        skipped plants fails this; without a reported total nothing can be checked."""
-        return not self.totals or (len(set(self.totals)) == 1
-                                   and len(self.rows) + self.unusable == self.totals[0])
 
 
 class PlantListApi:
@@ -85,62 +63,20 @@ class PlantListApi:
             path, params = LEGACY_LIST_PATH, {"curPage": number, "size": size, **self.filters}
         data = self.session.call(path, params, require_list="pageList")
         rows = data["pageList"]
-        return [r for r in rows if isinstance(r, dict)], _total(data)
+        # The examples say rowCount, the field table row_count: either.
+        return [r for r in rows if isinstance(r, dict)], row_total(data, ("rowCount", "row_count"))
 
-    def read(self) -> PlantListing:
+    def read(self) -> Listing:
         """Every page until the total is reached or a page comes back short; each ps_id once (rows without a
         usable ps_id are dropped here: nothing could be exported for them)."""
-        result = PlantListing()
-        seen: set[str] = set()
-        number = 1
-        page_limit: int | None = None
-        size = 0  # the largest page served
         asked = self.effective_page_size
-        while True:
-            rows, total = self.page(number)
-            result.pages += 1
-            size = max(size, len(rows))
-            if total is not None:
-                result.reported_total = total
-                result.totals.append(total)
-                # The total may change between pages; allow two extra pages for plants added meanwhile but
-                # never page forever through a server that keeps repeating full pages.
-                page_limit = max(page_limit or 0, math.ceil(total / max(size, 1)) + 2)
-            for row in rows:
-                key = ps_id(row.get("ps_id"))
-                if key is None:
-                    result.unusable += 1
-                    continue
-                if key in seen:
-                    result.duplicates += 1
-                    continue
-                seen.add(key)
-                result.rows.append(row)
-            if not rows:
-                break
-            if total is None and len(rows) < asked:
-                break
-            if total is not None and number * size >= total:
-                break
-            if page_limit is not None and number >= page_limit:
-                break
-            if number >= MAX_PAGES:
-                raise ResponseError("list", "invalid_response", f"more than {MAX_PAGES} pages without an end")
-            number += 1
-        if result.pages > 1 and 0 < size < asked:
+        listing = read_pages(self.page, lambda row: ps_id(row.get("ps_id")), asked=asked, endpoint="list")
+        served = listing.served_page_size(asked)
+        if served is not None:
             # No page of the pass held more rows than this while the total asked for more pages: the gateway
             # caps the page size silently (the maximum is undocumented). Ask for this many from now on.
-            self.served_page_size = size
-        return result
-
-
-def _total(data: dict[str, Any]) -> int | None:
-    """`rowCount` (examples) or `row_count` (field table): the documentation disagrees, accept both."""
-    for key in ("rowCount", "row_count"):
-        number = parse_int(data.get(key))
-        if number is not None and number >= 0:
-            return number
-    return None
+            self.served_page_size = served
+        return listing
 
 
 def parse_plant(row: Mapping[str, Any], api_time_zone: str = "plant") -> Plant | None:
