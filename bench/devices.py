@@ -368,18 +368,7 @@ def scale_run(plants: int, devices: bool, ps_type: str | None, quick: bool,
                            "calibration": base.calibrate()}
     with tempfile.TemporaryDirectory(prefix="isolarcloud-bench-devices-") as tmp:
         try:
-            sim_port = base.free_port()
-            tokens_file = Path(tmp, "tokens.json")
-            sim = subprocess.Popen([py, "-m", "exporter.simulator", "--listen-address", f"127.0.0.1:{sim_port}",
-                                    "--plants", str(plants), "--tokens-file", str(tokens_file)],
-                                   stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
-            procs.append(sim)
-            base.wait_port(sim_port, sim)
-            while not tokens_file.exists() or not tokens_file.stat().st_size:
-                time.sleep(0.01)
-            time.sleep(0.05)
-            tokens = json.loads(tokens_file.read_text())
-            sim_url = f"http://127.0.0.1:{sim_port}"
+            sim, sim_url, tokens = base.start_simulator(tmp, plants, env, procs)
 
             refresh = in_process_refresh(sim_url, tokens, devices, ps_type, sim.pid)
             state = refresh.pop("state")
@@ -390,16 +379,8 @@ def scale_run(plants: int, devices: bool, ps_type: str | None, quick: bool,
             state_path.write_bytes(pickle.dumps(picklable(state), protocol=pickle.HIGHEST_PROTOCOL))
             del state
 
-            exp_port = base.free_port()
-            config_path = Path(tmp, "config.yaml")
-            config_path.write_text(json.dumps(config_data(sim_url, tokens, devices, ps_type)))
-            config_path.chmod(0o600)
-            t0 = time.perf_counter()
-            exporter = subprocess.Popen([py, "-m", "exporter", "--config.file", str(config_path),
-                                         "--web.listen-address", f"127.0.0.1:{exp_port}", "--log.level", "warn"],
-                                        env=env, cwd=ROOT)
-            procs.append(exporter)
-            base.wait_port(exp_port, exporter)
+            exporter, exp_port, t0 = base.start_exporter(tmp, config_data(sim_url, tokens, devices, ps_type), env,
+                                                         procs)
             body = wait_ready(exp_port, devices)
             out["startup"] = time.perf_counter() - t0
             calls = base.counters(body)

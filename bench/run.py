@@ -164,6 +164,39 @@ class Client:
         return status, headers, bytes(view[:length]) if keep else length
 
 
+def start_simulator(tmp: str, plants: int, env: dict[str, str],
+                    procs: list[subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+    """The simulator as a process of its own (appended to `procs`): it, its URL and the tokens it issued."""
+    port = free_port()
+    tokens_file = Path(tmp, "tokens.json")
+    sim = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--listen-address", f"127.0.0.1:{port}",
+                            "--plants", str(plants), "--tokens-file", str(tokens_file)],
+                           stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+    procs.append(sim)
+    wait_port(port, sim)
+    while not tokens_file.exists() or not tokens_file.stat().st_size:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    return sim, f"http://127.0.0.1:{port}", json.loads(tokens_file.read_text())
+
+
+def start_exporter(tmp: str, config: dict[str, Any], env: dict[str, str],
+                   procs: list[subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], int, float]:
+    """The exporter as a process of its own on `config` (appended to `procs`), once its port answers: it, its
+    port, and the perf_counter() of its start."""
+    port = free_port()
+    config_path = Path(tmp, "config.yaml")
+    config_path.write_text(json.dumps(config))  # JSON is YAML
+    config_path.chmod(0o600)
+    started = time.perf_counter()
+    exporter = subprocess.Popen([sys.executable, "-m", "exporter", "--config.file", str(config_path),
+                                 "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"],
+                                env=env, cwd=ROOT)
+    procs.append(exporter)
+    wait_port(port, exporter)
+    return exporter, port, started
+
+
 def fetch(port: int, *, gzip: bool = False, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
     client = Client(port, gzip=gzip, accept=accept)
     try:
@@ -488,19 +521,8 @@ def bench_size(plants: int, quick: bool, log: Callable[[str], None]) -> dict[str
     with tempfile.TemporaryDirectory(prefix="isolarcloud-bench-") as tmp:
         try:
             # Simulator ---------------------------------------------------------------------------------
-            sim_port = free_port()
-            tokens_file = Path(tmp, "tokens.json")
             t0 = time.perf_counter()
-            sim = subprocess.Popen([py, "-m", "exporter.simulator", "--listen-address", f"127.0.0.1:{sim_port}",
-                                    "--plants", str(plants), "--tokens-file", str(tokens_file)],
-                                   stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
-            procs.append(sim)
-            wait_port(sim_port, sim)
-            while not tokens_file.exists() or not tokens_file.stat().st_size:
-                time.sleep(0.01)
-            time.sleep(0.05)
-            tokens = json.loads(tokens_file.read_text())
-            sim_url = f"http://127.0.0.1:{sim_port}"
+            sim, sim_url, tokens = start_simulator(tmp, plants, env, procs)
             log(f"  simulator up in {time.perf_counter() - t0:.1f}s")
 
             # Refreshes, in this process ------------------------------------------------------------------
@@ -515,16 +537,7 @@ def bench_size(plants: int, quick: bool, log: Callable[[str], None]) -> dict[str
             del state
 
             # Exporter: start-up under 16 concurrent scrapes, exact API calls ---------------------------------
-            exp_port = free_port()
-            config_path = Path(tmp, "config.yaml")
-            config_path.write_text(json.dumps(config_data(sim_url, tokens)))  # JSON is YAML
-            config_path.chmod(0o600)
-            t0 = time.perf_counter()
-            exporter = subprocess.Popen([py, "-m", "exporter", "--config.file", str(config_path),
-                                         "--web.listen-address", f"127.0.0.1:{exp_port}", "--log.level", "warn"],
-                                        env=env, cwd=ROOT)
-            procs.append(exporter)
-            wait_port(exp_port, exporter)
+            exporter, exp_port, t0 = start_exporter(tmp, config_data(sim_url, tokens), env, procs)
             firsts: list[float] = []
             bodies: list[bytes] = []
 

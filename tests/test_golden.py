@@ -86,25 +86,32 @@ def render(openmetrics: bool) -> str:
         f'version="{__version__}"', 'version="V"')
 
 
-@pytest.mark.parametrize(("openmetrics", "name"), [(False, "metrics.prom"), (True, "metrics.openmetrics")])
-def test_exposition_matches_the_golden_file(openmetrics: bool, name: str) -> None:
-    got = render(openmetrics)
+def assert_golden(got: str, name: str, what: str = "the exposition") -> None:
+    """`got` is the golden file `name` byte for byte; with UPDATE_GOLDEN=1 it is written instead (review the diff)."""
     path = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(got, encoding="utf-8")
-    assert got == path.read_text(encoding="utf-8"), f"the exposition changed: UPDATE_GOLDEN=1 and review {path}"
+    assert got == path.read_text(encoding="utf-8"), f"{what} changed: UPDATE_GOLDEN=1 and review {path}"
 
 
-def test_the_golden_file_is_what_prometheus_client_renders() -> None:
-    """Parsed by prometheus_client and rendered again by it, the OpenMetrics golden comes back byte for byte (the
-    text format's parser drops type information, so only OpenMetrics makes this round trip exact)."""
-    text = (GOLDEN / "metrics.openmetrics").read_text(encoding="utf-8")
+def assert_round_trip(text: str) -> None:
+    """Parsed by prometheus_client and rendered again by it, OpenMetrics `text` comes back byte for byte (the text
+    format's parser drops type information, so only OpenMetrics makes this round trip exact)."""
 
     class Families:
         def collect(self):  # type: ignore[no-untyped-def]
             yield from parse_openmetrics(text)
 
     assert om_generate(Families()).decode() == text  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("openmetrics", "name"), [(False, "metrics.prom"), (True, "metrics.openmetrics")])
+def test_exposition_matches_the_golden_file(openmetrics: bool, name: str) -> None:
+    assert_golden(render(openmetrics), name)
+
+
+def test_the_golden_file_is_what_prometheus_client_renders() -> None:
+    assert_round_trip((GOLDEN / "metrics.openmetrics").read_text(encoding="utf-8"))
 
 
 def test_the_golden_files_show_what_they_must() -> None:

@@ -5,22 +5,18 @@ then read the diff."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from prometheus_client.openmetrics.exposition import generate_latest as om_generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from exporter import data
 from exporter.data import AccountState, Device, DeviceInventory, DeviceReading, DeviceReadings, PlantDevices
 from exporter.serve.exposition import device_families
-from tests.test_golden import STATES, T
+from tests.test_golden import GOLDEN, STATES, T, assert_golden, assert_round_trip
 
-GOLDEN = Path(__file__).parent / "golden"
 FIRMWARE = (("bat_version", ""), ("lcd_version", "LCD_SG10RT_V11"), ("mdsp_version", "MDSP_1"), ("sdsp_version", ""),
             ("pvd_version", ""), ("cpld_version", ""), ("temp_version", ""), ("m_version", ""),
             ("system_version", ""))
@@ -103,21 +99,11 @@ def render(openmetrics: bool) -> str:
 
 @pytest.mark.parametrize(("openmetrics", "name"), [(False, "devices.prom"), (True, "devices.openmetrics")])
 def test_device_section_matches_the_golden_file(openmetrics: bool, name: str) -> None:
-    got = render(openmetrics)
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(got, encoding="utf-8")
-    assert got == path.read_text(encoding="utf-8"), f"the device section changed: UPDATE_GOLDEN=1 and review {path}"
+    assert_golden(render(openmetrics), name, "the device section")
 
 
 def test_the_device_golden_file_is_what_prometheus_client_renders() -> None:
-    text = (GOLDEN / "devices.openmetrics").read_text(encoding="utf-8") + "# EOF\n"
-
-    class Families:
-        def collect(self):  # type: ignore[no-untyped-def]
-            yield from parse_openmetrics(text)
-
-    assert om_generate(Families()).decode() == text  # type: ignore[arg-type]
+    assert_round_trip((GOLDEN / "devices.openmetrics").read_text(encoding="utf-8") + "# EOF\n")
 
 
 def test_the_device_golden_files_show_what_they_must() -> None:

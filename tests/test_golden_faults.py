@@ -6,16 +6,13 @@ then read the diff."""
 
 from __future__ import annotations
 
-import os
 from types import MappingProxyType
 
 import pytest
-from prometheus_client.openmetrics.exposition import generate_latest as om_generate
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from exporter.data import AccountState, Fault, OpenFaults, PlantDetail, PlantDetails, PlantList, Production, StatsView
 from exporter.serve.exposition import cached_section
-from tests.test_golden import GOLDEN, PLANTS, T, collection
+from tests.test_golden import GOLDEN, PLANTS, T, assert_golden, assert_round_trip, collection
 
 FAULTS = OpenFaults(
     faults=(
@@ -64,21 +61,11 @@ def render(openmetrics: bool) -> str:
 
 @pytest.mark.parametrize(("openmetrics", "name"), [(False, "faults.prom"), (True, "faults.openmetrics")])
 def test_fault_and_detail_families_match_the_golden_file(openmetrics: bool, name: str) -> None:
-    got = render(openmetrics)
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(got, encoding="utf-8")
-    assert got == path.read_text(encoding="utf-8"), f"the exposition changed: UPDATE_GOLDEN=1 and review {path}"
+    assert_golden(render(openmetrics), name)
 
 
 def test_the_golden_file_is_what_prometheus_client_renders() -> None:
-    text = (GOLDEN / "faults.openmetrics").read_text(encoding="utf-8")
-
-    class Families:
-        def collect(self):  # type: ignore[no-untyped-def]
-            yield from parse_openmetrics(text)
-
-    assert om_generate(Families()).decode() == text  # type: ignore[arg-type]
+    assert_round_trip((GOLDEN / "faults.openmetrics").read_text(encoding="utf-8"))
 
 
 def test_the_golden_files_show_what_they_must() -> None:
