@@ -72,6 +72,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
+    """Until `url` answers 200; the process exiting first, or `timeout` passing, fails with the end of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
 @contextmanager
 def serving(args: Sequence[str], log: Path, ready_url: str, timeout: float = 30.0,
             stop_timeout: float = 10.0) -> Iterator[subprocess.Popen[bytes]]:
@@ -80,18 +96,7 @@ def serving(args: Sequence[str], log: Path, ready_url: str, timeout: float = 30.
     with open(log, "w") as out:
         proc = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"{args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if requests.get(ready_url, timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{ready_url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_ready(ready_url, proc, log, timeout)
         yield proc
     finally:
         proc.terminate()

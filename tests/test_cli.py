@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -18,15 +18,9 @@ import yaml
 
 from exporter import __version__
 from exporter.simulator import Simulator
-from tests.conftest import samples, select, value
+from tests.conftest import free_port, samples, select, value
 
 EXPORTER = [sys.executable, "-m", "exporter"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 20.0) -> requests.Response:
@@ -72,21 +66,30 @@ def test_demo_serves_both_auth_modes_and_stops_on_sigterm() -> None:
     assert "Demo running" in err and f"127.0.0.1:{port}/metrics" in err
 
 
+REDIRECT = "https://example.com/callback"
+
+
+def authorize_config(sim: Simulator, tmp_path: Path, **account: Any) -> tuple[Path, Path]:
+    """A configuration of one OAuth2 account "home" set up for `authorize` (application id, redirect URI, token
+    file): its path and the token file's."""
+    token_file = tmp_path / "tokens.json"
+    config = {"accounts": [{"name": "home", "region": "europe", "base_url": sim.url, **account,
+                            "auth": {"mode": "oauth2", "appkey": sim.appkey, "secret_key": sim.secret_key,
+                                     "token_file": str(token_file), "application_id": "4242",
+                                     "redirect_uri": REDIRECT}}]}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path, token_file
+
+
 def test_authorize_exchanges_a_code_into_the_token_file(tmp_path: Path) -> None:
     with Simulator(plants=6, seed=31) as sim:
-        token_file = tmp_path / "tokens.json"
-        redirect = "https://example.com/callback"
-        config = {"accounts": [{"name": "home", "region": "europe", "base_url": sim.url, "realtime": {"enabled": False},
-                                "auth": {"mode": "oauth2", "appkey": sim.appkey, "secret_key": sim.secret_key,
-                                         "token_file": str(token_file), "application_id": "4242",
-                                         "redirect_uri": redirect}}]}
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
+        path, token_file = authorize_config(sim, tmp_path, realtime={"enabled": False})
         # Interactive: prints the region's authorisation URL, accepts the whole redirected URL.
-        code = sim.create_authorization_code(redirect)
+        code = sim.create_authorization_code(REDIRECT)
         out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "home"],
-                             input=f"{redirect}?code={code}\n", capture_output=True, text=True, timeout=30)
+                             input=f"{REDIRECT}?code={code}\n", capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert ("https://web3.isolarcloud.eu/#/authorized-app?cloudId=3&applicationId=4242&redirectUrl="
                 "https%3A%2F%2Fexample.com%2Fcallback") in out.stdout
@@ -128,17 +131,9 @@ def test_authorize_reads_tokens_at_the_top_level_too(fields: str, tmp_path: Path
     """A gateway that answers the code exchange with the tokens at the top level (as a peer client reads them),
     beside or instead of result_data."""
     with Simulator(plants=3, seed=32, token_answer_shape=fields) as sim:
-        token_file = tmp_path / "tokens.json"
-        redirect = "https://example.com/callback"
-        config = {"accounts": [{"name": "home", "region": "europe", "base_url": sim.url,
-                                "auth": {"mode": "oauth2", "appkey": sim.appkey, "secret_key": sim.secret_key,
-                                         "token_file": str(token_file), "application_id": "4242",
-                                         "redirect_uri": redirect}}]}
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
+        path, token_file = authorize_config(sim, tmp_path)
         out = subprocess.run([*EXPORTER, "authorize", "--config.file", str(path), "--account", "home", "--code",
-                              sim.create_authorization_code(redirect)], capture_output=True, text=True, timeout=30)
+                              sim.create_authorization_code(REDIRECT)], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         stored = json.loads(token_file.read_text())
         exchanged = [c for c in sim.calls if c.path.endswith("/token")][-1].response

@@ -297,7 +297,8 @@ def test_a_valid_configuration_starts(tmp_path: Path) -> None:
     """The counterpart: the same CLI with a valid file runs (and stops cleanly on SIGTERM)."""
     import signal
 
-    from tests.test_cli import free_port, wait_http
+    from tests.conftest import free_port
+    from tests.test_cli import wait_http
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "exporter", f"--config.file={_config(tmp_path)}",

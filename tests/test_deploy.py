@@ -24,7 +24,6 @@ from tests._deploy_support import (
     compose_mounts,
     docker_ignored,
     dockerignore_patterns,
-    free_port,
     load_compose,
     metric_value,
     parse_dockerfile,
@@ -32,7 +31,7 @@ from tests._deploy_support import (
     tool,
     wait_for,
 )
-from tests.conftest import require_tool
+from tests.conftest import free_port, require_tool
 
 DOCKERFILE = REPO / "Dockerfile"
 DEMO = REPO / "docker-compose.yml"

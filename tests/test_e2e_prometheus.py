@@ -43,7 +43,7 @@ from tests._grafana_support import (
     targets,
     variables,
 )
-from tests.conftest import alertmanager_binary, free_port, serving
+from tests.conftest import alertmanager_binary, free_port, serving, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -72,20 +72,6 @@ NO_DATA_EXPECTED: dict[tuple[str, str], str] = {}
 
 
 # --------------------------------------------------------------------------- the stack
-
-
-def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 def shortened_rules(source: Path, target: Path) -> None:
@@ -173,7 +159,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             [sys.executable, "-m", "exporter", "--config.file", str(tmp / "exporter.yml"),
              "--web.listen-address", f"127.0.0.1:{exporter_port}"],
             cwd=ROOT, stdout=exporter_log.open("w"), stderr=subprocess.STDOUT))
-        wait_http(f"http://127.0.0.1:{exporter_port}/-/healthy", procs[-1], exporter_log)
+        wait_ready(f"http://127.0.0.1:{exporter_port}/-/healthy", procs[-1], exporter_log)
 
         shortened_rules(ROOT / "prometheus" / "alerts.yml", tmp / "alerts.yml")
         shutil.copy(ROOT / "prometheus" / "rules.yml", tmp / "rules.yml")
@@ -190,7 +176,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
              "--web.listen-address", f"127.0.0.1:{prometheus_port}"],
             cwd=tmp, stdout=prometheus_log.open("w"), stderr=subprocess.STDOUT))
         url = f"http://127.0.0.1:{prometheus_port}"
-        wait_http(f"{url}/-/ready", procs[-1], prometheus_log)
+        wait_ready(f"{url}/-/ready", procs[-1], prometheus_log)
         yield Stack(url, main, procs)
     finally:
         for proc in reversed(procs):

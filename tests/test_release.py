@@ -29,13 +29,13 @@ from tests._deploy_support import (
     REPO,
     docker_ignored,
     dockerignore_patterns,
-    free_port,
     http_get,
     metric_value,
     parse_dockerfile,
     running,
     wait_for,
 )
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 

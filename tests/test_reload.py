@@ -26,8 +26,8 @@ from exporter.app import Exporter
 from exporter.config import load_config
 from exporter.serve.web import Server
 from exporter.simulator import Simulator
-from tests.conftest import login_account, oauth_account, samples, select, value
-from tests.test_cli import free_port, wait_http
+from tests.conftest import free_port, login_account, oauth_account, samples, select, value
+from tests.test_cli import wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -32,16 +31,10 @@ from exporter.config import load_config
 from exporter.fetch.auth import TokenFile, Tokens
 from exporter.simulator import Simulator
 from tests._fault_support import DATA_FAULTS, LEGACY_LIST, LIST, QUOTA_FAULTS
-from tests.conftest import Running
+from tests.conftest import Running, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 USER = "demo@example.com"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -128,7 +121,7 @@ def build_scenarios() -> list[Scenario]:
     for name, mode in (("healthy-oauth2", "oauth2"), ("healthy-login", "login")):
         add(name, mode=mode)
     refused = add("connection-refused", mode="login")
-    refused.base_url = f"http://127.0.0.1:{_free_port()}"
+    refused.base_url = f"http://127.0.0.1:{free_port()}"
     dns = add("dns-failure", mode="login")
     dns.base_url = "http://nonexistent.invalid"
     tls = add("tls-error", mode="login")
@@ -206,7 +199,7 @@ def test_no_secret_anywhere_with_every_fault_at_debug_level(log_format: str, sce
     config_file = config_dir / "config.yml"
     config_file.write_text(yaml.safe_dump(config))
     config_file.chmod(0o644)  # world-readable with inline secrets: warned about (and never printed)
-    port = _free_port()
+    port = free_port()
     # Output goes to files: a pipe nobody reads fills up at debug level and blocks the exporter's logging.
     out_file, err_file = tmp_path / "stdout", tmp_path / "stderr"
     with out_file.open("w") as out, err_file.open("w") as err:

@@ -19,14 +19,9 @@ import requests
 import yaml
 
 from exporter.simulator import Simulator
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(sim: Simulator, tmp_path: Path, http_timeout: str = "5s") -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -39,7 +34,7 @@ def _start(sim: Simulator, tmp_path: Path, http_timeout: str = "5s") -> tuple[su
                                "refresh_token": sim.issue_tokens()["refresh_token"],
                                "token_file": str(token_file)}}]}))
     config.chmod(0o600)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "exporter", f"--config.file={config}",
                              f"--web.listen-address=127.0.0.1:{port}"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr").open("wb"))

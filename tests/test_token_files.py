@@ -23,8 +23,7 @@ import requests
 import yaml
 
 from exporter.simulator import Simulator
-from tests.conftest import IN_CI, samples, value
-from tests.test_cli import free_port
+from tests.conftest import IN_CI, free_port, samples, value
 
 REPO = Path(__file__).resolve().parent.parent
 
