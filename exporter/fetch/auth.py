@@ -114,26 +114,31 @@ class TokenFile:
                 fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 return None
+            locked = self._flock(fd, deadline, timeout)
             try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= deadline:
-                            os.close(fd)
-                            log.warning("token file %s: held by another process for %.0f s; renewing without "
-                                        "waiting longer", self.path, timeout)
-                            return None
-                        time.sleep(0.02)
-                held, current = os.fstat(fd), os.stat(self.path)
+                same = locked and os.path.samestat(os.fstat(fd), os.stat(self.path))
             except OSError:
-                os.close(fd)
-                return None
-            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                locked = same = False
+            if same:
                 return fd
-            # The holder we waited for wrote its tokens, which replaced the file: lock the new one.
             os.close(fd)
+            if not locked:
+                return None
+            # The holder we waited for wrote its tokens, which replaced the file: lock the new one.
+
+    def _flock(self, fd: int, deadline: float, timeout: float) -> bool:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    log.warning("token file %s: held by another process for %.0f s; renewing without waiting "
+                                "longer", self.path, timeout)
+                    return False
+                time.sleep(0.02)
+            except OSError:  # a filesystem without flock
+                return False
 
     def remove_stale(self) -> None:
         """Remove temporary files of a write that was killed before its rename: they hold tokens too."""
