@@ -203,12 +203,18 @@ def test_unknown_device_types_in_the_configuration_are_refused(tmp_path: Path) -
                           "solar_panel")
 
 
-def test_a_device_that_disappears(make_sim, run_exporter) -> None:
+def with_device_realtime(make_sim, run_exporter) -> tuple[Simulator, Clock, Any]:  # type: ignore[no-untyped-def]
+    """Eight plants with inverter real-time data every 300 s, refreshed once, on a clock the test moves."""
     s = make_sim(plants=8, seed=3)
     clock = Clock()
     r = run_exporter({"refresh_interval": 300, "accounts": [oauth(s, devices=realtime())]}, clock=clock,
                      start=False)
     r.refresh_now()
+    return s, clock, r
+
+
+def test_a_device_that_disappears(make_sim, run_exporter) -> None:
+    s, clock, r = with_device_realtime(make_sim, run_exporter)
     found = r.metrics()
     gone = next(k for k, lbl in devices_of(found, device_type="inverter").items()
                 if value(found, "isolarcloud_device_data_timestamp_seconds", ps_key=k) is not None)
@@ -235,11 +241,7 @@ def test_a_device_that_disappears(make_sim, run_exporter) -> None:
 
 
 def test_a_device_fault_between_inventories_shows_at_the_next_real_time_pass(make_sim, run_exporter) -> None:
-    s = make_sim(plants=8, seed=3)
-    clock = Clock()
-    r = run_exporter({"refresh_interval": 300, "accounts": [oauth(s, devices=realtime())]}, clock=clock,
-                     start=False)
-    r.refresh_now()
+    s, clock, r = with_device_realtime(make_sim, run_exporter)
     found = r.metrics()
     key = next(k for k in devices_of(found, device_type="inverter")
                if value(found, "isolarcloud_device_fault_status", ps_key=k) == 4)
